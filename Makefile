@@ -1,0 +1,108 @@
+# fertorch build. `make test` sets everything up on Debian and runs the tests;
+# `make demo` runs the whole flow on a generated dataset; `make train` is the
+# real run (for a CUDA box). Set LIBTORCH=/path/to/libtorch to build against an
+# official libtorch or the one inside a PyTorch wheel instead of Debian's.
+
+SHELL := /bin/bash
+GO ?= go
+CXX ?= g++
+
+# ---- libtorch location and flags -------------------------------------------
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+ifneq ($(strip $(LIBTORCH)),)
+  TORCH_INCLUDES := -isystem $(LIBTORCH)/include -isystem $(LIBTORCH)/include/torch/csrc/api/include
+  TORCH_LIBDIR := $(LIBTORCH)/lib
+  TORCH_CMAKE := $(LIBTORCH)/share/cmake/Torch/TorchConfig.cmake
+else
+  TORCH_INCLUDES := -isystem /usr/include/torch/csrc/api/include
+  TORCH_LIBDIR := /usr/lib/$(MULTIARCH)
+  TORCH_CMAKE := /usr/lib/$(MULTIARCH)/cmake/Torch/TorchConfig.cmake
+endif
+# The libstdc++ ABI must match the one libtorch was built with.
+TORCH_ABI := $(shell grep -o -m1 '_GLIBCXX_USE_CXX11_ABI=[01]' $(TORCH_CMAKE) 2>/dev/null || echo _GLIBCXX_USE_CXX11_ABI=1)
+# CUDA builds ship libtorch_cuda/libc10_cuda; link them (no-as-needed) so their
+# kernels register even though the shim calls nothing in them directly.
+TORCH_CUDA_LIBS := $(if $(wildcard $(TORCH_LIBDIR)/libtorch_cuda.so),-ltorch_cuda -lc10_cuda)
+TORCH_LIBS := -L$(TORCH_LIBDIR) -Wl,-rpath,$(TORCH_LIBDIR) -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 $(TORCH_CUDA_LIBS) -Wl,--as-needed
+
+CXXFLAGS ?= -O2 -g0
+SHIM_FLAGS := -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -D$(TORCH_ABI) $(TORCH_INCLUDES)
+
+BUILD := build
+SHIM := $(BUILD)/libfertorch.so
+BINARIES := $(BUILD)/fer
+
+.PHONY: all shim build deps test test-short vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights demo train clean help
+
+all: build
+
+help:
+	@echo "make test         install what is missing (apt, Go modules), build, vet and run all tests"
+	@echo "make demo         generate a small synthetic dataset and run prepare/train/eval/predict on it (CPU)"
+	@echo "make train        real run: fetch data and weights, prepare, train VGG16, eval (CUDA box)"
+	@echo "make build        build $(SHIM) and the fer command into $(BUILD)/"
+	@echo "make bench        all benchmarks (bench-ops, bench-data, bench-weights, bench-train)"
+	@echo "LIBTORCH=/path    build against that libtorch instead of Debian's libtorch-dev"
+
+deps:
+	scripts/install-libtorch.sh --with-python
+	$(GO) mod download
+
+shim: $(SHIM)
+
+$(SHIM): cgo/fertorch.cpp cgo/fertorch.h Makefile
+	@mkdir -p $(BUILD)
+	$(CXX) $(CXXFLAGS) $(SHIM_FLAGS) -shared -o $@ cgo/fertorch.cpp $(TORCH_LIBS)
+
+build: $(SHIM)
+	$(GO) build -o $(BUILD)/ ./cmd/...
+
+vet: $(SHIM)
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+
+fmt:
+	gofmt -w $$(find . -name '*.go' -not -path './build/*')
+
+# Packages without libtorch are also run under the race detector.
+PURE_PKGS := ./data/... ./vision/weights/... ./train/metrics/... ./train/plot/...
+
+test: deps $(SHIM) vet
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race $(PURE_PKGS)
+	$(MAKE) fuzz
+
+test-short: $(SHIM)
+	$(GO) test -short -count=1 ./...
+
+FUZZTIME ?= 5s
+fuzz:
+	@for target in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' data vision train 2>/dev/null | sed 's/^func //' | sort -u); do \
+	  pkg=$$(grep -rlE "^func $$target\b" --include='*_test.go' data vision train | head -1 | xargs dirname); \
+	  echo "fuzz $$target in ./$$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
+	done
+
+bench: bench-ops bench-data bench-weights bench-train
+
+bench-ops: $(SHIM)
+	$(GO) run ./bench/ops
+
+bench-data:
+	$(GO) run ./bench/data
+
+bench-weights: $(SHIM)
+	$(GO) run ./bench/weights
+
+bench-train: build
+	$(GO) run ./bench/train
+
+demo: build
+	scripts/demo.sh
+
+train: build
+	scripts/train.sh
+
+clean:
+	rm -rf $(BUILD)
