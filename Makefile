@@ -22,11 +22,12 @@ endif
 TORCH_ABI := $(shell grep -o -m1 '_GLIBCXX_USE_CXX11_ABI=[01]' $(TORCH_CMAKE) 2>/dev/null || echo _GLIBCXX_USE_CXX11_ABI=1)
 # CUDA builds ship libtorch_cuda/libc10_cuda; link them (no-as-needed) so their
 # kernels register even though the shim calls nothing in them directly.
-TORCH_CUDA_LIBS := $(if $(wildcard $(TORCH_LIBDIR)/libtorch_cuda.so),-ltorch_cuda -lc10_cuda)
+TORCH_CUDA := $(if $(wildcard $(TORCH_LIBDIR)/libtorch_cuda.so),1,0)
+TORCH_CUDA_LIBS := $(if $(filter 1,$(TORCH_CUDA)),-ltorch_cuda -lc10_cuda)
 TORCH_LIBS := -L$(TORCH_LIBDIR) -Wl,-rpath,$(TORCH_LIBDIR) -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 $(TORCH_CUDA_LIBS) -Wl,--as-needed
 
 CXXFLAGS ?= -O2 -g0
-SHIM_FLAGS := -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -D$(TORCH_ABI) $(TORCH_INCLUDES)
+SHIM_FLAGS := -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -D$(TORCH_ABI) -DFER_WITH_CUDA=$(TORCH_CUDA) $(TORCH_INCLUDES)
 
 BUILD := build
 SHIM := $(BUILD)/libfertorch.so
@@ -65,12 +66,13 @@ vet: $(SHIM)
 fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './build/*')
 
-# Packages without libtorch are also run under the race detector.
-PURE_PKGS := ./data/... ./vision/weights/... ./train/metrics/... ./train/plot/...
+# Packages that do not use libtorch also run under the race detector.
+PURE_DIRS := data torch/tensorfile train/metrics train/plot
+PURE_PKGS = $(foreach d,$(PURE_DIRS),$(if $(wildcard $(d)/*.go),./$(d)/...))
 
 test: deps $(SHIM) vet
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -race $(PURE_PKGS)
+	$(if $(strip $(PURE_PKGS)),$(GO) test -count=1 -race $(PURE_PKGS))
 	$(MAKE) fuzz
 
 test-short: $(SHIM)
@@ -78,8 +80,8 @@ test-short: $(SHIM)
 
 FUZZTIME ?= 5s
 fuzz:
-	@for target in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' data vision train 2>/dev/null | sed 's/^func //' | sort -u); do \
-	  pkg=$$(grep -rlE "^func $$target\b" --include='*_test.go' data vision train | head -1 | xargs dirname); \
+	@for target in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' data vision train torch 2>/dev/null | sed 's/^func //' | sort -u); do \
+	  pkg=$$(grep -rlE "^func $$target\b" --include='*_test.go' data vision train torch | head -1 | xargs dirname); \
 	  echo "fuzz $$target in ./$$pkg for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
 	done

@@ -1,0 +1,852 @@
+// fertorch.cpp: the C++ body of the libfertorch C shim (see fertorch.h).
+//
+// Every exported function catches every exception and turns it into an error
+// string; nothing here may abort the process on bad input.
+
+#include "fertorch.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+// ---- libtorch version differences live here, and only here ---------------
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define FER_AUTOCAST_BY_DEVICE 1
+#else
+#define FER_AUTOCAST_BY_DEVICE 0
+#endif
+
+#define FER_STR2(x) #x
+#define FER_STR(x) FER_STR2(x)
+
+struct fer_tensor_s {
+  at::Tensor t;
+};
+
+namespace {
+
+std::atomic<int64_t> live_tensors{0};
+
+char* make_error(const char* msg) {
+  if (msg == nullptr || *msg == '\0') msg = "unknown libtorch error";
+  // Keep only the first paragraph: libtorch appends long backtraces.
+  std::string s(msg);
+  auto cut = s.find("\nException raised from");
+  if (cut != std::string::npos) s.resize(cut);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  char* out = static_cast<char*>(std::malloc(s.size() + 1));
+  if (out == nullptr) return nullptr;
+  std::memcpy(out, s.c_str(), s.size() + 1);
+  return out;
+}
+
+fer_tensor wrap(at::Tensor t) {
+  auto* h = new fer_tensor_s{std::move(t)};
+  live_tensors.fetch_add(1, std::memory_order_relaxed);
+  return h;
+}
+
+at::ScalarType to_scalar_type(int dtype) {
+  switch (dtype) {
+    case FER_FLOAT32: return at::kFloat;
+    case FER_FLOAT64: return at::kDouble;
+    case FER_FLOAT16: return at::kHalf;
+    case FER_BFLOAT16: return at::kBFloat16;
+    case FER_INT64: return at::kLong;
+    case FER_INT32: return at::kInt;
+    case FER_UINT8: return at::kByte;
+    case FER_INT8: return at::kChar;
+    case FER_BOOL: return at::kBool;
+  }
+  throw std::invalid_argument("unknown dtype code " + std::to_string(dtype));
+}
+
+int from_scalar_type(at::ScalarType st) {
+  switch (st) {
+    case at::kFloat: return FER_FLOAT32;
+    case at::kDouble: return FER_FLOAT64;
+    case at::kHalf: return FER_FLOAT16;
+    case at::kBFloat16: return FER_BFLOAT16;
+    case at::kLong: return FER_INT64;
+    case at::kInt: return FER_INT32;
+    case at::kByte: return FER_UINT8;
+    case at::kChar: return FER_INT8;
+    case at::kBool: return FER_BOOL;
+    default: return -1;
+  }
+}
+
+at::Device to_device(int device_type, int device_index) {
+  switch (device_type) {
+    case FER_CPU: return at::Device(at::kCPU);
+    case FER_CUDA: return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_index));
+  }
+  throw std::invalid_argument("unknown device type code " + std::to_string(device_type));
+}
+
+at::TensorOptions options(int dtype, int device_type, int device_index) {
+  return at::TensorOptions().dtype(to_scalar_type(dtype)).device(to_device(device_type, device_index));
+}
+
+at::IntArrayRef ints(const int64_t* p, int n) {
+  if (n < 0) throw std::invalid_argument("negative length");
+  return at::IntArrayRef(p, static_cast<size_t>(n));
+}
+
+const at::Tensor& get(fer_tensor t, const char* what) {
+  if (t == nullptr) throw std::invalid_argument(std::string("null tensor handle for ") + what);
+  return t->t;
+}
+
+at::Tensor optional_tensor(fer_tensor t) { return t == nullptr ? at::Tensor() : t->t; }
+
+void check_bytes(const at::Tensor& t, int64_t nbytes) {
+  int64_t want = t.numel() * static_cast<int64_t>(t.element_size());
+  if (want != nbytes) {
+    throw std::invalid_argument("buffer holds " + std::to_string(nbytes) + " bytes, tensor needs " +
+                                std::to_string(want));
+  }
+}
+
+}  // namespace
+
+#define FER_TRY try {
+#define FER_CATCH                                          \
+  }                                                        \
+  catch (const c10::Error& e) {                            \
+    return make_error(e.what_without_backtrace());         \
+  }                                                        \
+  catch (const std::exception& e) {                        \
+    return make_error(e.what());                           \
+  }                                                        \
+  catch (...) {                                            \
+    return make_error("unknown C++ exception in libtorch"); \
+  }                                                        \
+  return nullptr;
+
+extern "C" {
+
+// ---- library, memory and runtime ------------------------------------------
+
+void fer_free_string(char* s) { std::free(s); }
+
+const char* fer_torch_version(void) {
+  return FER_STR(TORCH_VERSION_MAJOR) "." FER_STR(TORCH_VERSION_MINOR) "." FER_STR(TORCH_VERSION_PATCH);
+}
+
+#ifndef FER_WITH_CUDA
+#define FER_WITH_CUDA 0
+#endif
+int fer_built_with_cuda(void) { return FER_WITH_CUDA; }
+
+int64_t fer_live_tensors(void) { return live_tensors.load(std::memory_order_relaxed); }
+
+void fer_tensor_free(fer_tensor t) {
+  if (t == nullptr) return;
+  delete t;
+  live_tensors.fetch_sub(1, std::memory_order_relaxed);
+}
+
+char* fer_set_num_threads(int n) {
+  FER_TRY
+  if (n < 1) throw std::invalid_argument("thread count must be >= 1, got " + std::to_string(n));
+  at::set_num_threads(n);
+  FER_CATCH
+}
+
+int fer_get_num_threads(void) { return at::get_num_threads(); }
+
+char* fer_manual_seed(uint64_t seed) {
+  FER_TRY
+  torch::manual_seed(seed);
+  FER_CATCH
+}
+
+int fer_cuda_is_available(void) {
+  try {
+    return torch::cuda::is_available() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+int fer_cuda_device_count(void) {
+  try {
+    return static_cast<int>(torch::cuda::device_count());
+  } catch (...) {
+    return 0;
+  }
+}
+
+int fer_cudnn_is_available(void) {
+  try {
+    return torch::cuda::cudnn_is_available() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+char* fer_cuda_synchronize(int device_index) {
+  FER_TRY
+  torch::cuda::synchronize(device_index);
+  FER_CATCH
+}
+
+void fer_set_cudnn_benchmark(int on) { at::globalContext().setBenchmarkCuDNN(on != 0); }
+
+char* fer_set_deterministic(int on) {
+  FER_TRY
+  at::globalContext().setDeterministicCuDNN(on != 0);
+  at::globalContext().setDeterministicAlgorithms(on != 0, /*warn_only=*/true);
+  FER_CATCH
+}
+
+int fer_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
+
+void fer_set_grad_enabled(int on) { at::GradMode::set_enabled(on != 0); }
+
+char* fer_autocast_set(int device_type, int enabled, int dtype) {
+  FER_TRY
+  at::ScalarType st = to_scalar_type(dtype);
+  if (st != at::kHalf && st != at::kBFloat16) {
+    throw std::invalid_argument("autocast dtype must be float16 or bfloat16");
+  }
+  bool was = fer_autocast_enabled(device_type) != 0;
+#if FER_AUTOCAST_BY_DEVICE
+  at::DeviceType dt = device_type == FER_CUDA ? at::kCUDA : at::kCPU;
+  at::autocast::set_autocast_dtype(dt, st);
+  at::autocast::set_autocast_enabled(dt, enabled != 0);
+#else
+  if (device_type == FER_CUDA) {
+    at::autocast::set_autocast_gpu_dtype(st);
+    at::autocast::set_enabled(enabled != 0);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(st);
+    at::autocast::set_cpu_enabled(enabled != 0);
+  }
+#endif
+  // Casts are cached while any autocast region is open; leaving the
+  // outermost region must drop the cache, as torch.autocast does.
+  if (enabled && !was) {
+    at::autocast::increment_nesting();
+  } else if (!enabled && was) {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  }
+  FER_CATCH
+}
+
+int fer_autocast_enabled(int device_type) {
+#if FER_AUTOCAST_BY_DEVICE
+  return at::autocast::is_autocast_enabled(device_type == FER_CUDA ? at::kCUDA : at::kCPU) ? 1 : 0;
+#else
+  return (device_type == FER_CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled()) ? 1 : 0;
+#endif
+}
+
+void fer_autocast_clear_cache(void) { at::autocast::clear_cache(); }
+
+// ---- creation and metadata --------------------------------------------------
+
+char* fer_from_data(const void* data, int64_t nbytes, const int64_t* shape, int ndim, int dtype,
+                    int device_type, int device_index, fer_tensor* out) {
+  FER_TRY
+  auto opts = at::TensorOptions().dtype(to_scalar_type(dtype));
+  at::Tensor t = at::empty(ints(shape, ndim), opts);
+  check_bytes(t, nbytes);
+  if (nbytes > 0) std::memcpy(t.data_ptr(), data, static_cast<size_t>(nbytes));
+  at::Device dev = to_device(device_type, device_index);
+  if (!dev.is_cpu()) t = t.to(dev);
+  *out = wrap(std::move(t));
+  FER_CATCH
+}
+
+char* fer_empty(const int64_t* shape, int ndim, int dtype, int device_type, int device_index,
+                int pin_memory, fer_tensor* out) {
+  FER_TRY
+  auto opts = options(dtype, device_type, device_index);
+  if (pin_memory) {
+    if (device_type != FER_CPU) throw std::invalid_argument("only CPU tensors can be pinned");
+    opts = opts.pinned_memory(true);
+  }
+  *out = wrap(at::empty(ints(shape, ndim), opts));
+  FER_CATCH
+}
+
+char* fer_full(const int64_t* shape, int ndim, double value, int dtype, int device_type,
+               int device_index, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::full(ints(shape, ndim), value, options(dtype, device_type, device_index)));
+  FER_CATCH
+}
+
+char* fer_rand(const int64_t* shape, int ndim, int normal, int dtype, int device_type,
+               int device_index, fer_tensor* out) {
+  FER_TRY
+  auto opts = options(dtype, device_type, device_index);
+  *out = wrap(normal ? at::randn(ints(shape, ndim), opts) : at::rand(ints(shape, ndim), opts));
+  FER_CATCH
+}
+
+char* fer_arange(int64_t n, int dtype, int device_type, int device_index, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::arange(n, options(dtype, device_type, device_index)));
+  FER_CATCH
+}
+
+int fer_dim(fer_tensor t) { return t == nullptr ? 0 : static_cast<int>(t->t.dim()); }
+
+void fer_shape(fer_tensor t, int64_t* shape) {
+  if (t == nullptr) return;
+  for (int64_t i = 0; i < t->t.dim(); i++) shape[i] = t->t.size(i);
+}
+
+int fer_dtype(fer_tensor t) { return t == nullptr ? -1 : from_scalar_type(t->t.scalar_type()); }
+
+void fer_device(fer_tensor t, int* device_type, int* device_index) {
+  if (t == nullptr) return;
+  at::Device d = t->t.device();
+  *device_type = d.is_cuda() ? FER_CUDA : FER_CPU;
+  *device_index = d.has_index() ? d.index() : 0;
+}
+
+int64_t fer_numel(fer_tensor t) { return t == nullptr ? 0 : t->t.numel(); }
+
+int fer_is_contiguous(fer_tensor t) { return t != nullptr && t->t.is_contiguous() ? 1 : 0; }
+
+int fer_is_pinned(fer_tensor t) {
+  try {
+    return t != nullptr && t->t.is_pinned() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+void* fer_data_ptr(fer_tensor t) {
+  if (t == nullptr || !t->t.device().is_cpu() || !t->t.is_contiguous()) return nullptr;
+  return t->t.data_ptr();
+}
+
+char* fer_copy_to_host(fer_tensor t, void* dst, int64_t nbytes) {
+  FER_TRY
+  at::Tensor src = get(t, "copy_to_host").detach();
+  check_bytes(src, nbytes);
+  if (!src.device().is_cpu()) src = src.to(at::kCPU);
+  src = src.contiguous();
+  if (nbytes > 0) std::memcpy(dst, src.data_ptr(), static_cast<size_t>(nbytes));
+  FER_CATCH
+}
+
+char* fer_copy_from_host(fer_tensor t, const void* src, int64_t nbytes) {
+  FER_TRY
+  at::Tensor dst = get(t, "copy_from_host");
+  check_bytes(dst, nbytes);
+  at::NoGradGuard no_grad;
+  if (dst.device().is_cpu() && dst.is_contiguous()) {
+    if (nbytes > 0) std::memcpy(dst.data_ptr(), src, static_cast<size_t>(nbytes));
+  } else {
+    at::Tensor host = at::empty(dst.sizes(), at::TensorOptions().dtype(dst.scalar_type()));
+    if (nbytes > 0) std::memcpy(host.data_ptr(), src, static_cast<size_t>(nbytes));
+    dst.copy_(host);
+  }
+  FER_CATCH
+}
+
+char* fer_item(fer_tensor t, double* out) {
+  FER_TRY
+  *out = get(t, "item").item<double>();
+  FER_CATCH
+}
+
+char* fer_to(fer_tensor t, int dtype, int device_type, int device_index, int non_blocking,
+             fer_tensor* out) {
+  FER_TRY
+  const at::Tensor& x = get(t, "to");
+  at::ScalarType st = dtype < 0 ? x.scalar_type() : to_scalar_type(dtype);
+  at::Device dev = device_type < 0 ? x.device() : to_device(device_type, device_index);
+  *out = wrap(x.to(dev, st, non_blocking != 0, /*copy=*/false));
+  FER_CATCH
+}
+
+char* fer_clone(fer_tensor t, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "clone").clone());
+  FER_CATCH
+}
+
+char* fer_detach(fer_tensor t, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "detach").detach());
+  FER_CATCH
+}
+
+char* fer_share(fer_tensor t, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "share"));
+  FER_CATCH
+}
+
+char* fer_contiguous(fer_tensor t, int channels_last, fer_tensor* out) {
+  FER_TRY
+  auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  *out = wrap(get(t, "contiguous").contiguous(fmt));
+  FER_CATCH
+}
+
+char* fer_convert_(fer_tensor t, int dtype, int device_type, int device_index, int channels_last) {
+  FER_TRY
+  const at::Tensor& x = get(t, "convert_");
+  bool requires_grad = x.requires_grad();
+  at::ScalarType st = dtype < 0 ? x.scalar_type() : to_scalar_type(dtype);
+  at::Device dev = device_type < 0 ? x.device() : to_device(device_type, device_index);
+  at::Tensor y;
+  {
+    at::NoGradGuard no_grad;
+    y = x.detach().to(dev, st, /*non_blocking=*/false, /*copy=*/false);
+    if (channels_last && y.dim() == 4) y = y.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+  if (requires_grad && at::isFloatingType(st)) y.set_requires_grad(true);
+  t->t = y;
+  FER_CATCH
+}
+
+// ---- shapes and indexing ------------------------------------------------------
+
+char* fer_reshape(fer_tensor t, const int64_t* shape, int ndim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "reshape").reshape(ints(shape, ndim)));
+  FER_CATCH
+}
+
+char* fer_view(fer_tensor t, const int64_t* shape, int ndim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "view").view(ints(shape, ndim)));
+  FER_CATCH
+}
+
+char* fer_flatten(fer_tensor t, int64_t start_dim, int64_t end_dim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "flatten").flatten(start_dim, end_dim));
+  FER_CATCH
+}
+
+char* fer_permute(fer_tensor t, const int64_t* dims, int ndim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "permute").permute(ints(dims, ndim)));
+  FER_CATCH
+}
+
+char* fer_transpose(fer_tensor t, int64_t dim0, int64_t dim1, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "transpose").transpose(dim0, dim1));
+  FER_CATCH
+}
+
+char* fer_squeeze(fer_tensor t, int64_t dim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "squeeze").squeeze(dim));
+  FER_CATCH
+}
+
+char* fer_unsqueeze(fer_tensor t, int64_t dim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "unsqueeze").unsqueeze(dim));
+  FER_CATCH
+}
+
+char* fer_narrow(fer_tensor t, int64_t dim, int64_t start, int64_t length, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "narrow").narrow(dim, start, length));
+  FER_CATCH
+}
+
+char* fer_select(fer_tensor t, int64_t dim, int64_t index, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "select").select(dim, index));
+  FER_CATCH
+}
+
+char* fer_index_select(fer_tensor t, int64_t dim, fer_tensor index, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "index_select").index_select(dim, get(index, "index_select index")));
+  FER_CATCH
+}
+
+char* fer_flip(fer_tensor t, const int64_t* dims, int ndim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(get(t, "flip").flip(ints(dims, ndim)));
+  FER_CATCH
+}
+
+static std::vector<at::Tensor> tensor_list(const fer_tensor* ts, int n, const char* what) {
+  if (n <= 0) throw std::invalid_argument(std::string(what) + " needs at least one tensor");
+  std::vector<at::Tensor> v;
+  v.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; i++) v.push_back(get(ts[i], what));
+  return v;
+}
+
+char* fer_cat(const fer_tensor* ts, int n, int64_t dim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::cat(tensor_list(ts, n, "cat"), dim));
+  FER_CATCH
+}
+
+char* fer_stack(const fer_tensor* ts, int n, int64_t dim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::stack(tensor_list(ts, n, "stack"), dim));
+  FER_CATCH
+}
+
+// ---- math --------------------------------------------------------------------------
+
+char* fer_unary(int op, fer_tensor t, fer_tensor* out) {
+  FER_TRY
+  const at::Tensor& x = get(t, "unary op");
+  at::Tensor r;
+  switch (op) {
+    case FER_RELU: r = at::relu(x); break;
+    case FER_NEG: r = at::neg(x); break;
+    case FER_EXP: r = at::exp(x); break;
+    case FER_LOG: r = at::log(x); break;
+    case FER_SQRT: r = at::sqrt(x); break;
+    case FER_ABS: r = at::abs(x); break;
+    case FER_SIGMOID: r = at::sigmoid(x); break;
+    case FER_TANH: r = at::tanh(x); break;
+    case FER_SQUARE: r = at::square(x); break;
+    case FER_RECIPROCAL: r = at::reciprocal(x); break;
+    default: throw std::invalid_argument("unknown unary op code " + std::to_string(op));
+  }
+  *out = wrap(std::move(r));
+  FER_CATCH
+}
+
+char* fer_binary(int op, fer_tensor a, fer_tensor b, fer_tensor* out) {
+  FER_TRY
+  const at::Tensor& x = get(a, "binary op");
+  const at::Tensor& y = get(b, "binary op");
+  at::Tensor r;
+  switch (op) {
+    case FER_ADD: r = at::add(x, y); break;
+    case FER_SUB: r = at::sub(x, y); break;
+    case FER_MUL: r = at::mul(x, y); break;
+    case FER_DIV: r = at::div(x, y); break;
+    case FER_EQ: r = at::eq(x, y); break;
+    case FER_NE: r = at::ne(x, y); break;
+    case FER_LT: r = at::lt(x, y); break;
+    case FER_LE: r = at::le(x, y); break;
+    case FER_GT: r = at::gt(x, y); break;
+    case FER_GE: r = at::ge(x, y); break;
+    case FER_MAXIMUM: r = at::maximum(x, y); break;
+    case FER_MINIMUM: r = at::minimum(x, y); break;
+    case FER_POW: r = at::pow(x, y); break;
+    case FER_MATMUL: r = at::matmul(x, y); break;
+    default: throw std::invalid_argument("unknown binary op code " + std::to_string(op));
+  }
+  *out = wrap(std::move(r));
+  FER_CATCH
+}
+
+char* fer_binary_scalar(int op, fer_tensor a, double s, fer_tensor* out) {
+  FER_TRY
+  const at::Tensor& x = get(a, "scalar op");
+  at::Scalar y(s);
+  at::Tensor r;
+  switch (op) {
+    case FER_ADD: r = at::add(x, y); break;
+    case FER_SUB: r = at::sub(x, y); break;
+    case FER_MUL: r = at::mul(x, y); break;
+    case FER_DIV: r = at::div(x, y); break;
+    case FER_EQ: r = at::eq(x, y); break;
+    case FER_NE: r = at::ne(x, y); break;
+    case FER_LT: r = at::lt(x, y); break;
+    case FER_LE: r = at::le(x, y); break;
+    case FER_GT: r = at::gt(x, y); break;
+    case FER_GE: r = at::ge(x, y); break;
+    case FER_MAXIMUM: r = at::clamp_min(x, y); break;
+    case FER_MINIMUM: r = at::clamp_max(x, y); break;
+    case FER_POW: r = at::pow(x, y); break;
+    default: throw std::invalid_argument("op code " + std::to_string(op) + " takes no scalar");
+  }
+  *out = wrap(std::move(r));
+  FER_CATCH
+}
+
+char* fer_reduce(int op, fer_tensor t, const int64_t* dims, int ndims, int keepdim, fer_tensor* out) {
+  FER_TRY
+  const at::Tensor& x = get(t, "reduce");
+  bool keep = keepdim != 0;
+  at::Tensor r;
+  if (op == FER_ARGMAX || op == FER_ARGMIN) {
+    if (ndims > 1) throw std::invalid_argument("argmax/argmin take at most one dimension");
+    c10::optional<int64_t> dim;
+    if (ndims == 1) dim = dims[0];
+    r = op == FER_ARGMAX ? at::argmax(x, dim, keep) : at::argmin(x, dim, keep);
+  } else if (ndims == 0) {
+    switch (op) {
+      case FER_SUM: r = keep ? x.sum(at::IntArrayRef(), true) : x.sum(); break;
+      case FER_MEAN: r = x.mean(); break;
+      case FER_AMAX: r = x.amax(); break;
+      case FER_AMIN: r = x.amin(); break;
+      default: throw std::invalid_argument("unknown reduction code " + std::to_string(op));
+    }
+    if (keep && op != FER_SUM) {
+      std::vector<int64_t> ones(static_cast<size_t>(x.dim()), 1);
+      r = r.reshape(ones);
+    }
+  } else {
+    auto d = ints(dims, ndims);
+    switch (op) {
+      case FER_SUM: r = x.sum(d, keep); break;
+      case FER_MEAN: r = x.mean(d, keep); break;
+      case FER_AMAX: r = x.amax(d, keep); break;
+      case FER_AMIN: r = x.amin(d, keep); break;
+      default: throw std::invalid_argument("unknown reduction code " + std::to_string(op));
+    }
+  }
+  *out = wrap(std::move(r));
+  FER_CATCH
+}
+
+char* fer_clamp(fer_tensor t, double lo, double hi, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::clamp(get(t, "clamp"), lo, hi));
+  FER_CATCH
+}
+
+char* fer_softmax(fer_tensor t, int64_t dim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::softmax(get(t, "softmax"), dim));
+  FER_CATCH
+}
+
+char* fer_log_softmax(fer_tensor t, int64_t dim, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::log_softmax(get(t, "log_softmax"), dim));
+  FER_CATCH
+}
+
+char* fer_topk(fer_tensor t, int64_t k, int64_t dim, int largest, fer_tensor* values,
+               fer_tensor* indices) {
+  FER_TRY
+  auto r = at::topk(get(t, "topk"), k, dim, largest != 0, /*sorted=*/true);
+  *values = wrap(std::get<0>(r));
+  *indices = wrap(std::get<1>(r));
+  FER_CATCH
+}
+
+// ---- neural-network functions -----------------------------------------------------
+
+char* fer_conv2d(fer_tensor input, fer_tensor weight, fer_tensor bias, const int64_t* stride,
+                 const int64_t* padding, const int64_t* dilation, int64_t groups, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::conv2d(get(input, "conv2d input"), get(weight, "conv2d weight"),
+                         optional_tensor(bias), ints(stride, 2), ints(padding, 2), ints(dilation, 2),
+                         groups));
+  FER_CATCH
+}
+
+char* fer_max_pool2d(fer_tensor input, const int64_t* kernel, const int64_t* stride,
+                     const int64_t* padding, const int64_t* dilation, int ceil_mode, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::max_pool2d(get(input, "max_pool2d"), ints(kernel, 2), ints(stride, 2),
+                             ints(padding, 2), ints(dilation, 2), ceil_mode != 0));
+  FER_CATCH
+}
+
+char* fer_adaptive_avg_pool2d(fer_tensor input, const int64_t* output_size, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::adaptive_avg_pool2d(get(input, "adaptive_avg_pool2d"), ints(output_size, 2)));
+  FER_CATCH
+}
+
+char* fer_linear(fer_tensor input, fer_tensor weight, fer_tensor bias, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::linear(get(input, "linear input"), get(weight, "linear weight"), optional_tensor(bias)));
+  FER_CATCH
+}
+
+char* fer_dropout(fer_tensor input, double p, int train, fer_tensor* out) {
+  FER_TRY
+  if (p < 0 || p > 1) throw std::invalid_argument("dropout probability must be in [0, 1], got " + std::to_string(p));
+  *out = wrap(at::dropout(get(input, "dropout"), p, train != 0));
+  FER_CATCH
+}
+
+char* fer_cross_entropy(fer_tensor logits, fer_tensor target, fer_tensor weight, int reduction,
+                        int64_t ignore_index, double label_smoothing, fer_tensor* out) {
+  FER_TRY
+  int64_t red;
+  switch (reduction) {
+    case FER_REDUCTION_NONE: red = at::Reduction::None; break;
+    case FER_REDUCTION_MEAN: red = at::Reduction::Mean; break;
+    case FER_REDUCTION_SUM: red = at::Reduction::Sum; break;
+    default: throw std::invalid_argument("unknown reduction code " + std::to_string(reduction));
+  }
+  *out = wrap(at::cross_entropy_loss(get(logits, "cross_entropy logits"), get(target, "cross_entropy target"),
+                                     optional_tensor(weight), red, ignore_index, label_smoothing));
+  FER_CATCH
+}
+
+// ---- autograd -------------------------------------------------------------------------
+
+char* fer_set_requires_grad(fer_tensor t, int on) {
+  FER_TRY
+  get(t, "set_requires_grad").set_requires_grad(on != 0);
+  FER_CATCH
+}
+
+int fer_requires_grad(fer_tensor t) { return t != nullptr && t->t.requires_grad() ? 1 : 0; }
+
+int fer_is_leaf(fer_tensor t) { return t != nullptr && t->t.is_leaf() ? 1 : 0; }
+
+char* fer_backward(fer_tensor t, fer_tensor grad, int retain_graph) {
+  FER_TRY
+  const at::Tensor& x = get(t, "backward");
+  if (!x.requires_grad()) throw std::invalid_argument("backward on a tensor that does not require grad");
+  x.backward(optional_tensor(grad), retain_graph ? c10::optional<bool>(true) : c10::nullopt, false);
+  FER_CATCH
+}
+
+char* fer_grad(fer_tensor t, fer_tensor* out) {
+  FER_TRY
+  const at::Tensor& g = get(t, "grad").grad();
+  *out = g.defined() ? wrap(g) : nullptr;
+  FER_CATCH
+}
+
+char* fer_zero_grad(fer_tensor t, int set_to_none) {
+  FER_TRY
+  at::Tensor& g = get(t, "zero_grad").mutable_grad();
+  if (!g.defined()) return nullptr;
+  if (set_to_none) {
+    g.reset();
+  } else {
+    if (g.grad_fn()) {
+      g.detach_();
+    } else {
+      g.requires_grad_(false);
+    }
+    g.zero_();
+  }
+  FER_CATCH
+}
+
+// ---- in-place updates ----------------------------------------------------------------
+
+char* fer_copy_(fer_tensor dst, fer_tensor src) {
+  FER_TRY
+  at::NoGradGuard no_grad;
+  get(dst, "copy_ destination").copy_(get(src, "copy_ source"));
+  FER_CATCH
+}
+
+char* fer_init(fer_tensor t, int kind, double a, double b) {
+  FER_TRY
+  at::NoGradGuard no_grad;
+  at::Tensor x = get(t, "init");
+  switch (kind) {
+    case FER_INIT_UNIFORM: torch::nn::init::uniform_(x, a, b); break;
+    case FER_INIT_NORMAL: torch::nn::init::normal_(x, a, b); break;
+    case FER_INIT_CONSTANT: torch::nn::init::constant_(x, a); break;
+    case FER_INIT_KAIMING_UNIFORM:
+      torch::nn::init::kaiming_uniform_(x, a, torch::kFanIn, torch::kLeakyReLU);
+      break;
+    case FER_INIT_KAIMING_NORMAL:
+      torch::nn::init::kaiming_normal_(x, 0, torch::kFanOut, torch::kReLU);
+      break;
+    case FER_INIT_XAVIER_UNIFORM: torch::nn::init::xavier_uniform_(x, a); break;
+    default: throw std::invalid_argument("unknown init code " + std::to_string(kind));
+  }
+  FER_CATCH
+}
+
+char* fer_add_(fer_tensor t, fer_tensor other, double alpha) {
+  FER_TRY
+  at::NoGradGuard no_grad;
+  get(t, "add_").add_(get(other, "add_ other"), alpha);
+  FER_CATCH
+}
+
+char* fer_mul_scalar_(fer_tensor t, double s) {
+  FER_TRY
+  at::NoGradGuard no_grad;
+  get(t, "mul_").mul_(s);
+  FER_CATCH
+}
+
+// ---- optimizers ---------------------------------------------------------------------------
+
+char* fer_adam_step(fer_tensor param, fer_tensor exp_avg, fer_tensor exp_avg_sq,
+                    fer_tensor max_exp_avg_sq, int64_t step, double lr, double beta1, double beta2,
+                    double eps, double weight_decay, int decoupled, int* updated) {
+  FER_TRY
+  *updated = 0;
+  at::NoGradGuard no_grad;
+  at::Tensor p = get(param, "adam param");
+  at::Tensor grad = p.grad();
+  if (!grad.defined()) return nullptr;
+  if (step < 1) throw std::invalid_argument("adam step count must be >= 1");
+  at::Tensor m = get(exp_avg, "adam exp_avg");
+  at::Tensor v = get(exp_avg_sq, "adam exp_avg_sq");
+  // Same order of operations as torch.optim.Adam/AdamW (single-tensor path).
+  if (weight_decay != 0) {
+    if (decoupled) {
+      p.mul_(1 - lr * weight_decay);
+    } else {
+      grad = grad.add(p, weight_decay);
+    }
+  }
+  m.mul_(beta1).add_(grad, 1 - beta1);
+  v.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+  double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(step));
+  double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(step));
+  double step_size = lr / bias_correction1;
+  double bias_correction2_sqrt = std::sqrt(bias_correction2);
+  at::Tensor denom;
+  if (max_exp_avg_sq != nullptr) {
+    at::Tensor vmax = get(max_exp_avg_sq, "adam max_exp_avg_sq");
+    at::maximum_out(vmax, vmax, v);
+    denom = (vmax.sqrt() / bias_correction2_sqrt).add_(eps);
+  } else {
+    denom = (v.sqrt() / bias_correction2_sqrt).add_(eps);
+  }
+  p.addcdiv_(m, denom, -step_size);
+  *updated = 1;
+  FER_CATCH
+}
+
+char* fer_sgd_step(fer_tensor param, fer_tensor buf, double lr, double momentum, double dampening,
+                   double weight_decay, int nesterov, fer_tensor* new_buf, int* updated) {
+  FER_TRY
+  *updated = 0;
+  *new_buf = nullptr;
+  at::NoGradGuard no_grad;
+  at::Tensor p = get(param, "sgd param");
+  at::Tensor d_p = p.grad();
+  if (!d_p.defined()) return nullptr;
+  if (weight_decay != 0) d_p = d_p.add(p, weight_decay);
+  if (momentum != 0) {
+    at::Tensor b;
+    if (buf == nullptr) {
+      b = d_p.clone().detach();
+      *new_buf = wrap(b);
+    } else {
+      b = buf->t;
+      b.mul_(momentum).add_(d_p, 1 - dampening);
+    }
+    d_p = nesterov ? d_p.add(b, momentum) : b;
+  }
+  p.add_(d_p, -lr);
+  *updated = 1;
+  FER_CATCH
+}
+
+}  // extern "C"
