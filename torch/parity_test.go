@@ -197,7 +197,9 @@ func parityCases() []*parityCase {
 		unop("narrow", x(6, 3, 4), map[string]any{"dim": 0, "start": 2, "length": 3}, func(x *torch.Tensor) (*torch.Tensor, error) { return x.Narrow(0, 2, 3) }),
 		unop("flip", x(2, 3, 4, 5), map[string]any{"dims": []int64{3}}, func(x *torch.Tensor) (*torch.Tensor, error) { return x.Flip(3) }),
 		{Name: "index_select", Op: "index_select", Inputs: []*parityInput{x(6, 5), idx}, Args: map[string]any{"dim": 0},
-			run: func(m map[string]*torch.Tensor) ([]*torch.Tensor, error) { return one(m["x"].IndexSelect(0, m["index"])) }},
+			run: func(m map[string]*torch.Tensor) ([]*torch.Tensor, error) {
+				return one(m["x"].IndexSelect(0, m["index"]))
+			}},
 		{Name: "cat", Op: "cat", Inputs: pair([]int64{2, 3}, []int64{4, 3}), Args: map[string]any{"dim": 0},
 			run: func(m map[string]*torch.Tensor) ([]*torch.Tensor, error) {
 				return one(torch.Cat([]*torch.Tensor{m["a"], m["b"]}, 0))
