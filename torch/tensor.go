@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -18,26 +19,42 @@ import (
 // Scope that owns it; a Tensor must not be used after it is released.
 // A Tensor is not safe for concurrent Free; concurrent read-only use is.
 type Tensor struct {
-	h       C.fer_tensor
-	scope   *Scope
-	cleanup runtime.Cleanup
+	h C.fer_tensor
+	// scope owns the handle (slot is its index there); nil when unscoped.
+	scope *Scope
+	slot  int
+	// cleanup frees an unscoped handle that was never freed explicitly.
+	cleanup    runtime.Cleanup
+	hasCleanup bool
 }
 
 // errFreed is returned when a released (or nil) tensor is used.
 var errFreed = errors.New("tensor is nil or already released")
 
 // wrap takes ownership of a new shim handle. The result joins the scope of
-// the first input that has an open one.
+// the first input that has an open one; otherwise a cleanup frees it if it
+// becomes unreachable without Free.
 func wrap(h C.fer_tensor, inputs ...*Tensor) *Tensor {
 	t := &Tensor{h: h}
-	t.cleanup = runtime.AddCleanup(t, func(h C.fer_tensor) { C.fer_tensor_free(h) }, h)
 	for _, in := range inputs {
-		if in != nil && in.scope != nil {
-			in.scope.attach(t)
-			break
+		if in != nil && in.scope != nil && in.scope.attach(t) {
+			return t
 		}
 	}
+	t.addCleanup()
 	return t
+}
+
+func (t *Tensor) addCleanup() {
+	t.cleanup = runtime.AddCleanup(t, func(h C.fer_tensor) { C.fer_tensor_free(h) }, t.h)
+	t.hasCleanup = true
+}
+
+func (t *Tensor) stopCleanup() {
+	if t.hasCleanup {
+		t.cleanup.Stop()
+		t.hasCleanup = false
+	}
 }
 
 // Free releases the tensor now. It is safe to call more than once and on
@@ -46,18 +63,25 @@ func (t *Tensor) Free() {
 	if t == nil || t.h == nil {
 		return
 	}
-	t.cleanup.Stop()
-	C.fer_tensor_free(t.h)
+	if t.scope != nil {
+		if h := t.scope.detach(t); h != nil {
+			C.fer_tensor_free(h)
+		}
+	} else {
+		t.stopCleanup()
+		C.fer_tensor_free(t.h)
+	}
 	t.h = nil
 	t.scope = nil
 }
 
-// Released reports whether the tensor has been freed (or is nil).
-func (t *Tensor) Released() bool { return t == nil || t.h == nil }
+// Released reports whether the tensor has been freed, directly or by its
+// scope (or is nil).
+func (t *Tensor) Released() bool { return t.handle() == nil }
 
-// handle returns the shim handle or nil for a released tensor.
+// handle returns the shim handle, or nil for a released tensor.
 func (t *Tensor) handle() C.fer_tensor {
-	if t == nil {
+	if t == nil || (t.scope != nil && t.scope.closed.Load()) {
 		return nil
 	}
 	return t.h
@@ -66,7 +90,7 @@ func (t *Tensor) handle() C.fer_tensor {
 // live checks that every tensor is usable, naming the operation otherwise.
 func live(op string, ts ...named) error {
 	for _, n := range ts {
-		if n.t == nil || n.t.h == nil {
+		if n.t.handle() == nil {
 			return &Error{Op: op, Msg: n.role + " " + errFreed.Error()}
 		}
 	}
@@ -76,35 +100,80 @@ func live(op string, ts ...named) error {
 // Scope owns the tensors created in it and releases them all on Close.
 // Operation results join the scope of their first scoped input; Own adds a
 // tensor explicitly and Keep takes one out so that it outlives the scope.
-// A Scope is safe for use by several goroutines.
+// Scoped tensors carry no per-tensor cleanup, which keeps operations cheap;
+// a scope that is dropped without Close still releases its tensors once it
+// and all of them are unreachable. A Scope is safe for use by several
+// goroutines.
 type Scope struct {
+	closed atomic.Bool
+	owned  *scopeHandles
+}
+
+// scopeHandles is the scope's list of handles, kept apart from the Scope so
+// that the scope's cleanup can free them without keeping the Scope alive.
+type scopeHandles struct {
 	mu      sync.Mutex
-	tensors []*Tensor
-	closed  bool
+	handles []C.fer_tensor
+}
+
+func (o *scopeHandles) freeAll() {
+	o.mu.Lock()
+	hs := o.handles
+	o.handles = nil
+	o.mu.Unlock()
+	for _, h := range hs {
+		if h != nil {
+			C.fer_tensor_free(h)
+		}
+	}
 }
 
 // NewScope opens an empty scope.
-func NewScope() *Scope { return &Scope{} }
+func NewScope() *Scope {
+	s := &Scope{owned: &scopeHandles{}}
+	runtime.AddCleanup(s, (*scopeHandles).freeAll, s.owned)
+	return s
+}
 
-func (s *Scope) attach(t *Tensor) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
+// attach makes s the owner of t's handle; false when s is closed.
+func (s *Scope) attach(t *Tensor) bool {
+	s.owned.mu.Lock()
+	defer s.owned.mu.Unlock()
+	if s.closed.Load() {
+		return false
 	}
 	t.scope = s
-	s.tensors = append(s.tensors, t)
-	s.mu.Unlock()
+	t.slot = len(s.owned.handles)
+	s.owned.handles = append(s.owned.handles, t.h)
+	return true
+}
+
+// detach removes t's handle from s and returns it (nil if s already freed it).
+func (s *Scope) detach(t *Tensor) C.fer_tensor {
+	s.owned.mu.Lock()
+	defer s.owned.mu.Unlock()
+	if t.slot >= len(s.owned.handles) {
+		return nil
+	}
+	h := s.owned.handles[t.slot]
+	s.owned.handles[t.slot] = nil
+	return h
 }
 
 // Own adds t to the scope and returns its arguments unchanged, so it can
 // wrap a constructor: x, err := scope.Own(torch.FromFloat32s(data, shape)).
 func (s *Scope) Own(t *Tensor, err error) (*Tensor, error) {
-	if t != nil && t.h != nil && t.scope != s {
-		if t.scope != nil {
-			t.scope.release(t)
-		}
-		s.attach(t)
+	if t.handle() == nil || t.scope == s {
+		return t, err
+	}
+	if t.scope != nil {
+		t.scope.detach(t)
+		t.scope = nil
+	}
+	if s.attach(t) {
+		t.stopCleanup()
+	} else if !t.hasCleanup {
+		t.addCleanup()
 	}
 	return t, err
 }
@@ -113,44 +182,36 @@ func (s *Scope) Own(t *Tensor, err error) (*Tensor, error) {
 // becomes responsible for freeing them.
 func (s *Scope) Keep(ts ...*Tensor) {
 	for _, t := range ts {
-		if t != nil && t.scope == s {
-			s.release(t)
+		if t.handle() == nil || t.scope != s {
+			continue
+		}
+		if s.detach(t) != nil {
+			t.scope = nil
+			t.addCleanup()
 		}
 	}
 }
 
-func (s *Scope) release(t *Tensor) {
-	s.mu.Lock()
-	t.scope = nil
-	s.mu.Unlock()
-}
-
 // Len is the number of tensors the scope still owns.
 func (s *Scope) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.owned.mu.Lock()
+	defer s.owned.mu.Unlock()
 	n := 0
-	for _, t := range s.tensors {
-		if t.h != nil && t.scope == s {
+	for _, h := range s.owned.handles {
+		if h != nil {
 			n++
 		}
 	}
 	return n
 }
 
-// Close frees every tensor the scope still owns. Tensors created from its
-// tensors after Close belong to no scope.
+// Close frees every tensor the scope still owns; they report Released.
+// Tensors computed from them afterwards belong to no scope.
 func (s *Scope) Close() {
-	s.mu.Lock()
-	ts := s.tensors
-	s.tensors = nil
-	s.closed = true
-	s.mu.Unlock()
-	for _, t := range ts {
-		if t.scope == s {
-			t.Free()
-		}
-	}
+	s.owned.mu.Lock()
+	s.closed.Store(true)
+	s.owned.mu.Unlock()
+	s.owned.freeAll()
 }
 
 // ---- metadata --------------------------------------------------------------
