@@ -313,3 +313,128 @@ func (s *Sequential) SetTraining(training bool) {
 		m.SetTraining(training)
 	}
 }
+
+// ---- output shapes (for model summaries) ------------------------------------------
+
+// Shaper is implemented by modules that can compute their output shape from
+// an input shape without running, as model summaries need.
+type Shaper interface {
+	OutputShape(in []int64) ([]int64, error)
+}
+
+func convOut(size, kernel, stride, pad, dil int64, ceil bool) int64 {
+	span := dil*(kernel-1) + 1
+	num := size + 2*pad - span
+	if num < 0 {
+		return 0
+	}
+	out := num/stride + 1
+	if ceil && num%stride != 0 {
+		out++
+		// PyTorch: the last window must start inside the padded input.
+		if (out-1)*stride >= size+pad {
+			out--
+		}
+	}
+	return out
+}
+
+func need4D(what string, in []int64) error {
+	if len(in) != 4 {
+		return fmt.Errorf("%s expects an NCHW shape, got %v", what, in)
+	}
+	return nil
+}
+
+// OutputShape of a convolution.
+func (c *Conv2d) OutputShape(in []int64) ([]int64, error) {
+	if err := need4D("conv2d", in); err != nil {
+		return nil, err
+	}
+	if in[1] != c.InChannels {
+		return nil, fmt.Errorf("conv2d expects %d input channels, got shape %v", c.InChannels, in)
+	}
+	o := c.Options
+	d := orOne(o.Dilation)
+	s := orOne(o.Stride)
+	h := convOut(in[2], c.Kernel[0], s[0], o.Padding[0], d[0], false)
+	w := convOut(in[3], c.Kernel[1], s[1], o.Padding[1], d[1], false)
+	if h <= 0 || w <= 0 {
+		return nil, fmt.Errorf("conv2d: input %v is too small for a %v kernel", in, c.Kernel)
+	}
+	return []int64{in[0], c.OutChannels, h, w}, nil
+}
+
+func orOne(v [2]int64) [2]int64 {
+	for i := range v {
+		if v[i] == 0 {
+			v[i] = 1
+		}
+	}
+	return v
+}
+
+// OutputShape of a max pooling.
+func (m *MaxPool2d) OutputShape(in []int64) ([]int64, error) {
+	if err := need4D("max_pool2d", in); err != nil {
+		return nil, err
+	}
+	o := m.Options
+	s := o.Stride
+	if s == [2]int64{} {
+		s = o.Kernel
+	}
+	d := orOne(o.Dilation)
+	h := convOut(in[2], o.Kernel[0], s[0], o.Padding[0], d[0], o.CeilMode)
+	w := convOut(in[3], o.Kernel[1], s[1], o.Padding[1], d[1], o.CeilMode)
+	if h <= 0 || w <= 0 {
+		return nil, fmt.Errorf("max_pool2d: input %v is smaller than the %v window", in, o.Kernel)
+	}
+	return []int64{in[0], in[1], h, w}, nil
+}
+
+// OutputShape of an adaptive average pooling.
+func (m *AdaptiveAvgPool2d) OutputShape(in []int64) ([]int64, error) {
+	if err := need4D("adaptive_avg_pool2d", in); err != nil {
+		return nil, err
+	}
+	return []int64{in[0], in[1], m.H, m.W}, nil
+}
+
+// OutputShape of a linear layer.
+func (l *Linear) OutputShape(in []int64) ([]int64, error) {
+	if len(in) == 0 || in[len(in)-1] != l.InFeatures {
+		return nil, fmt.Errorf("linear expects %d input features, got shape %v", l.InFeatures, in)
+	}
+	out := append([]int64(nil), in...)
+	out[len(out)-1] = l.OutFeatures
+	return out, nil
+}
+
+// OutputShape of ReLU is its input shape.
+func (ReLU) OutputShape(in []int64) ([]int64, error) { return in, nil }
+
+// OutputShape of dropout is its input shape.
+func (d *Dropout) OutputShape(in []int64) ([]int64, error) { return in, nil }
+
+// OutputShape of Flatten.
+func (f *Flatten) OutputShape(in []int64) ([]int64, error) {
+	n := int64(len(in))
+	start, end := f.Start, f.End
+	if start < 0 {
+		start += n
+	}
+	if end < 0 {
+		end += n
+	}
+	if start < 0 || end >= n || start > end {
+		return nil, fmt.Errorf("flatten(%d, %d) of shape %v", f.Start, f.End, in)
+	}
+	out := append([]int64(nil), in[:start]...)
+	p := int64(1)
+	for _, d := range in[start : end+1] {
+		p *= d
+	}
+	out = append(out, p)
+	return append(out, in[end+1:]...), nil
+}
