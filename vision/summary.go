@@ -25,8 +25,8 @@ type SummaryRow struct {
 
 // Summary is a Keras model.summary()-style description of a model.
 type Summary struct {
-	Title                   string
-	Rows                    []SummaryRow
+	Title                    string
+	Rows                     []SummaryRow
 	Total, Trainable, Frozen int64
 }
 
