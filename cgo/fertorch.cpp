@@ -849,4 +849,34 @@ char* fer_sgd_step(fer_tensor param, fer_tensor buf, double lr, double momentum,
   FER_CATCH
 }
 
+char* fer_unscale_grads(const fer_tensor* params, int n, double inv_scale, int* found_inf) {
+  FER_TRY
+  *found_inf = 0;
+  at::NoGradGuard no_grad;
+  // Gradients are grouped by device; CUDA groups use the fused kernel that
+  // torch.cuda.amp.GradScaler uses, others the same arithmetic unfused.
+  std::vector<at::Tensor> cuda_grads;
+  at::Tensor cpu_found;
+  for (int i = 0; i < n; i++) {
+    at::Tensor g = get(params[i], "unscale_grads").grad();
+    if (!g.defined()) continue;
+    if (g.is_cuda()) {
+      cuda_grads.push_back(g);
+      continue;
+    }
+    g.mul_(inv_scale);
+    at::Tensor bad = g.isfinite().logical_not().any();
+    cpu_found = cpu_found.defined() ? cpu_found.logical_or(bad) : bad;
+  }
+  if (cpu_found.defined() && cpu_found.item<bool>()) *found_inf = 1;
+  if (!cuda_grads.empty()) {
+    auto dev = cuda_grads[0].device();
+    at::Tensor found = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(dev));
+    at::Tensor inv = at::full({1}, inv_scale, at::TensorOptions().dtype(at::kFloat).device(dev));
+    at::_amp_foreach_non_finite_check_and_unscale_(cuda_grads, found, inv);
+    if (found.item<float>() != 0) *found_inf = 1;
+  }
+  FER_CATCH
+}
+
 }  // extern "C"

@@ -240,6 +240,11 @@ char* fer_adam_step(fer_tensor param, fer_tensor exp_avg, fer_tensor exp_avg_sq,
 char* fer_sgd_step(fer_tensor param, fer_tensor buf, double lr, double momentum, double dampening,
                    double weight_decay, int nesterov, fer_tensor* new_buf, int* updated);
 
+/* Mixed precision: multiplies the gradients of the n parameters by inv_scale
+ * in place (GradScaler.unscale_) and sets *found_inf when any gradient holds
+ * an inf or NaN. Parameters without a gradient are skipped. */
+char* fer_unscale_grads(const fer_tensor* params, int n, double inv_scale, int* found_inf);
+
 #ifdef __cplusplus
 }
 #endif

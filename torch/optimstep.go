@@ -63,3 +63,26 @@ func SGDStep(param, buf *Tensor, h SGDHyper) (*Tensor, error) {
 	}
 	return wrap(nb), nil
 }
+
+// UnscaleGrads multiplies the gradients of params by invScale in place, as
+// GradScaler.unscale_ does for float16 training, and reports whether any
+// gradient is inf or NaN (in which case the optimizer step must be skipped).
+func UnscaleGrads(params []*Tensor, invScale float64) (foundInf bool, err error) {
+	ins := make([]named, len(params))
+	hs := make([]C.fer_tensor, len(params))
+	for i, p := range params {
+		ins[i] = named{"param", p}
+		hs[i] = p.handle()
+	}
+	if err := live("unscale_grads", ins...); err != nil {
+		return false, err
+	}
+	if len(hs) == 0 {
+		return false, nil
+	}
+	var found C.int
+	if err := takeError("unscale_grads", C.fer_unscale_grads(&hs[0], C.int(len(hs)), C.double(invScale), &found)); err != nil {
+		return false, err
+	}
+	return found != 0, nil
+}
