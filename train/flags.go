@@ -1,0 +1,94 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+)
+
+// RegisterFlags adds a flag for every setting of c, with c's values as
+// defaults. Use ResolveConfig after parsing to layer them over a config file.
+func RegisterFlags(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.Data.Dir, "data", c.Data.Dir, "prepared dataset folder with train/, valid/ and test/ class folders")
+	fs.StringVar(&c.Data.Cache, "cache", c.Data.Cache, "file caching decoded, resized pixels between runs (\"\": memory only)")
+	fs.IntVar(&c.Data.Workers, "workers", c.Data.Workers, "decode/augment worker goroutines (0: one per core)")
+	fs.IntVar(&c.Data.Prefetch, "prefetch", c.Data.Prefetch, "batches prepared ahead of training")
+
+	fs.StringVar(&c.Model.Head, "head", c.Model.Head, "classifier head: transfer (the seed's), torchvision or gap")
+	fs.IntVar(&c.Model.Hidden, "hidden", c.Model.Hidden, "hidden units of the transfer head")
+	fs.Float64Var(&c.Model.Dropout, "dropout", c.Model.Dropout, "dropout probability in the head")
+	fs.IntVar(&c.Model.InputSize, "input-size", c.Model.InputSize, "square input side in pixels")
+	fs.StringVar(&c.Model.Weights, "weights", c.Model.Weights, "pretrained ImageNet VGG16 weights (.pth or .safetensors)")
+	fs.StringVar(&c.Model.TrainableBaseLayers, "trainable-base-layers", c.Model.TrainableBaseLayers, "Keras VGG16 base layers trained, counted from the top (0-19 or all)")
+	fs.StringVar(&c.Model.Normalization, "normalization", c.Model.Normalization, "input normalisation: imagenet (mean/std) or rescale (x/255)")
+	fs.StringVar(&c.Model.Resize, "resize", c.Model.Resize, "resize before augmentation: nearest (Keras) or bilinear")
+
+	fs.BoolVar(&c.Augment.Enabled, "augment", c.Augment.Enabled, "random augmentation of training images")
+	fs.Float64Var(&c.Augment.RotationRange, "rotation-range", c.Augment.RotationRange, "rotation range in degrees")
+	fs.Float64Var(&c.Augment.WidthShiftRange, "width-shift-range", c.Augment.WidthShiftRange, "horizontal shift range, fraction of the width")
+	fs.Float64Var(&c.Augment.HeightShiftRange, "height-shift-range", c.Augment.HeightShiftRange, "vertical shift range, fraction of the height")
+	fs.Float64Var(&c.Augment.ShearRange, "shear-range", c.Augment.ShearRange, "shear range in degrees")
+	fs.Float64Var(&c.Augment.ZoomRange, "zoom-range", c.Augment.ZoomRange, "zoom range z: factors drawn from [1-z, 1+z]")
+	fs.BoolVar(&c.Augment.HorizontalFlip, "horizontal-flip", c.Augment.HorizontalFlip, "random horizontal flips")
+	fs.StringVar(&c.Augment.FillMode, "fill-mode", c.Augment.FillMode, "points outside the image: constant, nearest, reflect or wrap")
+	fs.Float64Var(&c.Augment.Cval, "cval", c.Augment.Cval, "fill value for fill-mode constant (0-255 scale)")
+	fs.StringVar(&c.Augment.Semantics, "augment-semantics", c.Augment.Semantics, "Keras geometry: legacy (keras-preprocessing 1.1.2) or fixed (Keras >= 2.9)")
+
+	t := &c.Train
+	fs.IntVar(&t.Epochs, "epochs", t.Epochs, "epochs to train")
+	fs.IntVar(&t.BatchSize, "batch-size", t.BatchSize, "images per batch")
+	fs.StringVar(&t.Optimizer, "optimizer", t.Optimizer, "adam, adamw or sgd")
+	fs.Float64Var(&t.LR, "lr", t.LR, "learning rate (of the head)")
+	fs.Float64Var(&t.BaseLR, "base-lr", t.BaseLR, "learning rate of the trainable base layers (0: same as --lr)")
+	fs.Float64Var(&t.WeightDecay, "weight-decay", t.WeightDecay, "weight decay")
+	fs.Float64Var(&t.AdamEps, "adam-eps", t.AdamEps, "Adam epsilon (Keras 1e-7, PyTorch 1e-8)")
+	fs.Float64Var(&t.Momentum, "momentum", t.Momentum, "SGD momentum")
+	fs.BoolVar(&t.Nesterov, "nesterov", t.Nesterov, "SGD with Nesterov momentum")
+	fs.BoolVar(&t.ClassWeights, "class-weights", t.ClassWeights, "weight the loss by min(max_count/count, cap) per class")
+	fs.Float64Var(&t.ClassWeightCap, "class-weight-cap", t.ClassWeightCap, "cap of the class weights")
+	fs.StringVar(&t.LossNormalization, "loss-normalization", t.LossNormalization, "weighted loss: keras (sum(w*CE)/batch) or pytorch (sum(w*CE)/sum(w))")
+	fs.BoolVar(&t.Oversample, "oversample", t.Oversample, "oversample rare classes")
+	fs.Float64Var(&t.LabelSmoothing, "label-smoothing", t.LabelSmoothing, "label smoothing")
+	fs.BoolVar(&t.DropLast, "drop-last", t.DropLast, "drop the last partial batch of each epoch")
+	fs.StringVar(&t.Schedule, "schedule", t.Schedule, "learning-rate schedule: none, step, cosine or plateau")
+	fs.IntVar(&t.StepEpochs, "step-epochs", t.StepEpochs, "step schedule: epochs between decays")
+	fs.Float64Var(&t.StepGamma, "step-gamma", t.StepGamma, "step schedule: decay factor")
+	fs.IntVar(&t.PlateauPatience, "plateau-patience", t.PlateauPatience, "plateau schedule: epochs without improvement before decaying")
+	fs.Float64Var(&t.PlateauFactor, "plateau-factor", t.PlateauFactor, "plateau schedule: decay factor")
+	fs.Float64Var(&t.MinLR, "min-lr", t.MinLR, "lowest learning rate a schedule reaches")
+	fs.IntVar(&t.EarlyStopping, "early-stopping", t.EarlyStopping, "stop after this many epochs without improvement (0: never)")
+	fs.StringVar(&t.BestMetric, "best-metric", t.BestMetric, "metric choosing the best checkpoint: val_accuracy, val_loss, val_balanced_accuracy or val_macro_f1")
+	fs.Uint64Var(&t.Seed, "seed", t.Seed, "seed for initialisation, shuffling, augmentation and dropout")
+	fs.StringVar(&t.Device, "device", t.Device, "auto, cpu, cuda or cuda:N")
+	fs.StringVar(&t.Precision, "precision", t.Precision, "fp32, bf16 or fp16 (autocast forward; fp16 with loss scaling)")
+	fs.BoolVar(&t.ChannelsLast, "channels-last", t.ChannelsLast, "NHWC memory format (faster convolutions on recent GPUs)")
+	fs.IntVar(&t.CheckpointEverySteps, "checkpoint-every", t.CheckpointEverySteps, "also save the last checkpoint every N steps inside an epoch (0: epoch ends only)")
+	fs.BoolVar(&t.EpochCheckpoints, "epoch-checkpoints", t.EpochCheckpoints, "keep one weights file per epoch")
+	fs.IntVar(&t.Threads, "threads", t.Threads, "libtorch CPU threads (0: one per core)")
+
+	fs.StringVarP(&c.Output, "output", "o", c.Output, "run folder for checkpoints, history and plots")
+}
+
+// ResolveConfig builds the effective config: DefaultConfig, then the YAML
+// file at configPath (if any), then every flag set on the command line.
+func ResolveConfig(parsed *pflag.FlagSet, configPath string) (Config, error) {
+	cfg := DefaultConfig()
+	if configPath != "" {
+		var err error
+		if cfg, err = LoadConfig(configPath); err != nil {
+			return cfg, err
+		}
+	}
+	overlay := pflag.NewFlagSet("overlay", pflag.ContinueOnError)
+	RegisterFlags(overlay, &cfg)
+	var err error
+	parsed.Visit(func(f *pflag.Flag) {
+		if err != nil || overlay.Lookup(f.Name) == nil {
+			return
+		}
+		if e := overlay.Set(f.Name, f.Value.String()); e != nil {
+			err = fmt.Errorf("--%s: %w", f.Name, e)
+		}
+	})
+	return cfg, err
+}
