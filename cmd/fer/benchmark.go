@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/train"
+)
+
+func runBenchmark(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("benchmark", "benchmark [flags]", stderr)
+	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
+	precision := fs.String("precision", "fp32", "fp32, bf16 or fp16")
+	channelsLast := fs.Bool("channels-last", false, "NHWC memory format")
+	batch := fs.Int("batch-size", 64, "images per batch")
+	size := fs.Int("input-size", 224, "square input side")
+	steps := fs.Int("steps", 20, "timed training steps")
+	warmup := fs.Int("warmup", 3, "untimed warm-up steps")
+	parity := fs.Bool("parity", false, "instead of timing, compare VGG16 logits on the CPU and on --device")
+	cudnnBenchmark := fs.Bool("cudnn-benchmark", true, "let cuDNN pick the fastest convolution algorithms")
+	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	dev, err := torch.ParseDevice(*device)
+	if err != nil {
+		return err
+	}
+	torch.SetCuDNNBenchmark(*cudnnBenchmark)
+	var result any
+	if *parity {
+		diff, err := train.ForwardParity(dev, *size, 4, *channelsLast, 7)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "VGG16 forward, batch 4 at %dx%d: max abs diff CPU vs %s (channels-last %v): %.3g\n", *size, *size, dev, *channelsLast, diff)
+		result = map[string]any{"device": dev.String(), "input_size": *size, "channels_last": *channelsLast, "max_abs_diff": diff, "torch_version": torch.Version()}
+	} else {
+		r, err := train.Benchmark(train.BenchConfig{
+			Device: dev, Precision: train.Precision(*precision), ChannelsLast: *channelsLast,
+			BatchSize: *batch, InputSize: *size, Classes: 8, Warmup: *warmup, Steps: *steps, Seed: 1,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s %s channels-last=%v batch %d at %dx%d: %.1f images/s (%d steps in %.2fs, loss %.4f)\n",
+			r.Device, r.Precision, r.ChannelsLast, r.BatchSize, r.InputSize, r.InputSize, r.ImagesPerSec, r.Steps, r.Seconds, r.FinalLoss)
+		result = r
+	}
+	if *jsonOut != "" {
+		raw, _ := json.MarshalIndent(result, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(raw, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", *jsonOut, err)
+		}
+	}
+	return nil
+}

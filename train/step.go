@@ -1,0 +1,218 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/optim"
+)
+
+// Precision is the arithmetic of the forward pass.
+type Precision string
+
+// Precisions: float32 everywhere, or autocast to bfloat16 / float16 (the
+// latter with dynamic loss scaling).
+const (
+	FP32 Precision = "fp32"
+	BF16 Precision = "bf16"
+	FP16 Precision = "fp16"
+)
+
+// Model is what the step runs: a forward pass and its parameters.
+type Model interface {
+	Forward(x *torch.Tensor) (*torch.Tensor, error)
+	Parameters() []torch.NamedTensor
+	SetTraining(training bool)
+}
+
+// LossConfig says how the class-weighted cross-entropy is reduced.
+type LossConfig struct {
+	// ClassWeights has one weight per class, on the step's device (nil: none).
+	ClassWeights *torch.Tensor
+	// KerasNormalization divides sum(w_i*CE_i) by the batch size, as Keras'
+	// class_weight does; otherwise by sum(w_i), as nn.CrossEntropyLoss does.
+	KerasNormalization bool
+	LabelSmoothing     float64
+}
+
+// Loss is the training loss of logits [N, C] against labels [N] (a scalar
+// float32 tensor in logits' scope).
+func (lc LossConfig) Loss(logits, labels *torch.Tensor) (*torch.Tensor, error) {
+	if logits.DType() != torch.Float32 {
+		f, err := logits.ToDType(torch.Float32)
+		if err != nil {
+			return nil, err
+		}
+		logits = f
+	}
+	if lc.ClassWeights == nil || !lc.KerasNormalization {
+		return logits.CrossEntropy(labels, torch.CrossEntropyOptions{Weight: lc.ClassWeights, LabelSmoothing: lc.LabelSmoothing})
+	}
+	// With weights and reduction "none", PyTorch returns w_{y_i} * CE_i.
+	per, err := logits.CrossEntropy(labels, torch.CrossEntropyOptions{Weight: lc.ClassWeights, Reduction: torch.ReductionNone, LabelSmoothing: lc.LabelSmoothing})
+	if err != nil {
+		return nil, err
+	}
+	return per.Mean()
+}
+
+// Stepper runs optimisation steps: forward (under autocast when asked),
+// loss, backward (with loss scaling for float16), optimizer step.
+type Stepper struct {
+	Model     Model
+	Optimizer optim.Optimizer
+	Loss      LossConfig
+	Device    torch.Device
+	Precision Precision
+	// Scaler is used with FP16 (created by NewStepper).
+	Scaler *optim.GradScaler
+	params []*torch.Tensor
+}
+
+// NewStepper prepares a Stepper; params are the trainable parameters the
+// optimizer updates.
+func NewStepper(m Model, opt optim.Optimizer, loss LossConfig, dev torch.Device, prec Precision) (*Stepper, error) {
+	switch prec {
+	case FP32, BF16, FP16:
+	default:
+		return nil, fmt.Errorf("unknown precision %q (want fp32, bf16 or fp16)", prec)
+	}
+	s := &Stepper{Model: m, Optimizer: opt, Loss: loss, Device: dev, Precision: prec}
+	for _, p := range m.Parameters() {
+		if p.Tensor.RequiresGrad() {
+			s.params = append(s.params, p.Tensor)
+		}
+	}
+	if prec == FP16 {
+		s.Scaler = optim.NewGradScaler()
+	}
+	return s, nil
+}
+
+// forward runs the model under the step's precision.
+func (s *Stepper) forward(x *torch.Tensor) (*torch.Tensor, error) {
+	var dtype torch.DType
+	switch s.Precision {
+	case BF16:
+		dtype = torch.BFloat16
+	case FP16:
+		dtype = torch.Float16
+	default:
+		return s.Model.Forward(x)
+	}
+	var out *torch.Tensor
+	err := torch.Autocast(s.Device, dtype, func() error {
+		var err error
+		out, err = s.Model.Forward(x)
+		return err
+	})
+	return out, err
+}
+
+// StepResult is what a training step reports; the tensors live in the
+// step's scope (they are device scalars, read them when needed).
+type StepResult struct {
+	// Loss is the mean training loss of the batch.
+	Loss *torch.Tensor
+	// Correct counts the batch's correct predictions (int64).
+	Correct *torch.Tensor
+	// Stepped is false when float16 loss scaling skipped the update.
+	Stepped bool
+}
+
+// TrainStep runs one optimisation step on a batch x [N,3,H,W] with labels y
+// [N], both on the step's device and owned by the caller's scope.
+func (s *Stepper) TrainStep(x, y *torch.Tensor) (StepResult, error) {
+	var r StepResult
+	logits, err := s.forward(x)
+	if err != nil {
+		return r, err
+	}
+	loss, err := s.Loss.Loss(logits, y)
+	if err != nil {
+		return r, fmt.Errorf("loss: %w", err)
+	}
+	if err := s.Optimizer.ZeroGrad(); err != nil {
+		return r, err
+	}
+	backward := loss
+	if s.Scaler != nil {
+		if backward, err = s.Scaler.ScaleLoss(loss); err != nil {
+			return r, err
+		}
+	}
+	if err := backward.Backward(); err != nil {
+		return r, fmt.Errorf("backward: %w", err)
+	}
+	if s.Scaler != nil {
+		if r.Stepped, err = s.Scaler.Step(s.Optimizer, s.params); err != nil {
+			return r, fmt.Errorf("optimizer step: %w", err)
+		}
+	} else {
+		if err := s.Optimizer.Step(); err != nil {
+			return r, fmt.Errorf("optimizer step: %w", err)
+		}
+		r.Stepped = true
+	}
+	r.Loss, err = loss.Detach()
+	if err != nil {
+		return r, err
+	}
+	r.Correct, err = countCorrect(logits, y)
+	return r, err
+}
+
+// countCorrect is the number of rows whose argmax equals the label.
+func countCorrect(logits, y *torch.Tensor) (*torch.Tensor, error) {
+	pred, err := logits.Argmax(1, false)
+	if err != nil {
+		return nil, err
+	}
+	eq, err := pred.Eq(y)
+	if err != nil {
+		return nil, err
+	}
+	return eq.Sum()
+}
+
+// Predict returns softmax probabilities [N, C] (float32) for a batch in
+// evaluation mode without autograd. With flipTTA the probabilities are
+// averaged with those of the horizontally flipped batch.
+func (s *Stepper) Predict(x *torch.Tensor, flipTTA bool) (*torch.Tensor, error) {
+	var probs *torch.Tensor
+	err := torch.NoGrad(func() error {
+		p, err := s.probabilities(x)
+		if err != nil || !flipTTA {
+			probs = p
+			return err
+		}
+		flipped, err := x.Flip(3)
+		if err != nil {
+			return err
+		}
+		q, err := s.probabilities(flipped)
+		if err != nil {
+			return err
+		}
+		sum, err := p.Add(q)
+		if err != nil {
+			return err
+		}
+		probs, err = sum.MulScalar(0.5)
+		return err
+	})
+	return probs, err
+}
+
+func (s *Stepper) probabilities(x *torch.Tensor) (*torch.Tensor, error) {
+	logits, err := s.forward(x)
+	if err != nil {
+		return nil, err
+	}
+	if logits.DType() != torch.Float32 {
+		if logits, err = logits.ToDType(torch.Float32); err != nil {
+			return nil, err
+		}
+	}
+	return logits.Softmax(1)
+}
