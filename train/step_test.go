@@ -1,0 +1,111 @@
+package train
+
+import (
+	"math"
+	"testing"
+
+	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/vision"
+)
+
+// TestLossNormalizations checks the two weighted reductions against values
+// computed by hand: Keras divides sum(w_i*CE_i) by the batch size, PyTorch
+// by sum(w_i).
+func TestLossNormalizations(t *testing.T) {
+	scope := torch.NewScope()
+	defer scope.Close()
+	logits := [][]float64{{2, 0, -1}, {0.5, 0.5, 0}, {-1, 3, 0}, {0, 0, 0}}
+	labels := []int64{0, 2, 1, 1}
+	weights := []float64{1, 2.5, 3}
+	flat := make([]float32, 0, 12)
+	for _, row := range logits {
+		for _, v := range row {
+			flat = append(flat, float32(v))
+		}
+	}
+	x, _ := scope.Own(torch.FromFloat32s(flat, 4, 3))
+	y, _ := scope.Own(torch.FromInt64s(labels, 4))
+	w, _ := scope.Own(torch.FromFloat32s([]float32{1, 2.5, 3}, 3))
+	var sumWL, sumW, sumL float64
+	for i, row := range logits {
+		lse := 0.0
+		for _, v := range row {
+			lse += math.Exp(v)
+		}
+		ce := math.Log(lse) - row[labels[i]]
+		wi := weights[labels[i]]
+		sumWL += wi * ce
+		sumW += wi
+		sumL += ce
+	}
+	cases := []struct {
+		name string
+		lc   LossConfig
+		want float64
+	}{
+		{"keras", LossConfig{ClassWeights: w, KerasNormalization: true}, sumWL / 4},
+		{"pytorch", LossConfig{ClassWeights: w}, sumWL / sumW},
+		{"unweighted", LossConfig{KerasNormalization: true}, sumL / 4},
+	}
+	for _, c := range cases {
+		l, err := c.lc.Loss(x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := l.Item()
+		if math.Abs(got-c.want) > 1e-6 {
+			t.Errorf("%s: loss %.7f, want %.7f", c.name, got, c.want)
+		}
+	}
+}
+
+// TestBF16AutocastOnCPU: the seed's model under CPU bfloat16 autocast gives
+// logits within 2% (of the largest logit) of float32, bfloat16 keeping 8
+// bits of mantissa, and not identical ones (autocast really ran in bf16).
+func TestBF16AutocastOnCPU(t *testing.T) {
+	if err := torch.ManualSeed(3); err != nil {
+		t.Fatal(err)
+	}
+	m, err := vision.NewVGG16(vision.VGG16Config{InputSize: 32, NumClasses: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	m.SetTraining(false)
+	scope := torch.NewScope()
+	defer scope.Close()
+	x, _ := scope.Own(torch.Randn([]int64{6, 3, 32, 32}, torch.Options{}))
+	logits := map[Precision][]float32{}
+	for _, p := range []Precision{FP32, BF16} {
+		s, err := NewStepper(m, nil, LossConfig{}, torch.CPU(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = torch.NoGrad(func() error {
+			out, err := s.forward(x)
+			if err != nil {
+				return err
+			}
+			if f, err := out.ToDType(torch.Float32); err == nil {
+				logits[p], err = f.Float32s()
+				return err
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	worst, scale := 0.0, 0.0
+	for i := range logits[FP32] {
+		worst = math.Max(worst, math.Abs(float64(logits[FP32][i]-logits[BF16][i])))
+		scale = math.Max(scale, math.Abs(float64(logits[FP32][i])))
+	}
+	if worst > 0.02*scale {
+		t.Errorf("bf16 autocast logits differ from fp32 by %.4g (largest logit %.4g)", worst, scale)
+	}
+	if worst == 0 {
+		t.Error("bf16 autocast gave bit-identical logits: autocast did not run")
+	}
+	t.Logf("max abs diff of logits, fp32 vs bf16 autocast: %.3g (largest logit %.3g)", worst, scale)
+}
