@@ -12,7 +12,7 @@
 #       missing. Needs root or sudo.
 #
 # With --with-python it also installs the Python peers the tests compare against
-# (python3-torch, python3-torchvision, python3-scipy, python3-pil). They are used by
+# (python3-torch, python3-torchvision, python3-scipy, python3-pil, python3-sklearn). They are used by
 # tests and benchmarks only, never by fertorch itself.
 set -euo pipefail
 
@@ -47,7 +47,7 @@ if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then
   pkgs+=(libtorch-dev)
 fi
 if [ "$with_python" = 1 ]; then
-  for p in python3-torch python3-torchvision python3-scipy python3-pil; do
+  for p in python3-torch python3-torchvision python3-scipy python3-pil python3-sklearn; do
     dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
   done
 fi
