@@ -8,18 +8,35 @@ GO ?= go
 CXX ?= g++
 
 # ---- libtorch location and flags -------------------------------------------
+# LIBTORCH may be an official libtorch download or a PyTorch wheel's torch/
+# folder: both have include/, include/torch/csrc/api/include, lib/ and
+# share/cmake/Torch/TorchConfig.cmake.
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 ifneq ($(strip $(LIBTORCH)),)
+  TORCH_INCROOT := $(LIBTORCH)/include
   TORCH_INCLUDES := -isystem $(LIBTORCH)/include -isystem $(LIBTORCH)/include/torch/csrc/api/include
   TORCH_LIBDIR := $(LIBTORCH)/lib
   TORCH_CMAKE := $(LIBTORCH)/share/cmake/Torch/TorchConfig.cmake
 else
+  TORCH_INCROOT := /usr/include
   TORCH_INCLUDES := -isystem /usr/include/torch/csrc/api/include
   TORCH_LIBDIR := /usr/lib/$(MULTIARCH)
   TORCH_CMAKE := /usr/lib/$(MULTIARCH)/cmake/Torch/TorchConfig.cmake
 endif
-# The libstdc++ ABI must match the one libtorch was built with.
-TORCH_ABI := $(shell grep -o -m1 '_GLIBCXX_USE_CXX11_ABI=[01]' $(TORCH_CMAKE) 2>/dev/null || echo _GLIBCXX_USE_CXX11_ABI=1)
+# The libstdc++ ABI must match the one libtorch was built with. TorchConfig.cmake
+# states it (=0 in PyTorch wheels before 2.7); releases built only with the
+# cxx11 ABI may leave the line out, so then libc10's exported symbols decide
+# (std::__cxx11 names mean the cxx11 ABI), and the cxx11 ABI is the default.
+TORCH_ABI := $(shell grep -o -m1 '_GLIBCXX_USE_CXX11_ABI=[01]' $(TORCH_CMAKE) 2>/dev/null)
+ifeq ($(TORCH_ABI),)
+  TORCH_ABI := $(shell syms=$$(nm -D --defined-only $(TORCH_LIBDIR)/libc10.so 2>/dev/null) && [ -n "$$syms" ] && \
+    { if printf '%s\n' "$$syms" | grep -q __cxx11; then echo _GLIBCXX_USE_CXX11_ABI=1; else echo _GLIBCXX_USE_CXX11_ABI=0; fi; } || \
+    echo _GLIBCXX_USE_CXX11_ABI=1)
+endif
+# Newer libtorch headers stop with #error below C++20; the shim is C++17 and
+# C++20 clean. The later -std on the compiler's command line wins.
+TORCH_STD := $(if $(shell grep -lsE 'C\+\+20 or later|__cplusplus < 202002L' $(TORCH_INCROOT)/ATen/ATen.h $(TORCH_INCROOT)/torch/csrc/api/include/torch/all.h),c++20,c++17)
+TORCH_INCLUDES += $(if $(filter c++20,$(TORCH_STD)),-std=c++20)
 # CUDA builds ship libtorch_cuda/libc10_cuda; link them (no-as-needed) so their
 # kernels register even though the shim calls nothing in them directly.
 TORCH_CUDA := $(if $(wildcard $(TORCH_LIBDIR)/libtorch_cuda.so),1,0)

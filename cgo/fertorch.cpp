@@ -680,6 +680,16 @@ char* fer_dropout(fer_tensor input, double p, int train, fer_tensor* out) {
   FER_CATCH
 }
 
+char* fer_batch_norm(fer_tensor input, fer_tensor weight, fer_tensor bias, fer_tensor running_mean,
+                     fer_tensor running_var, int training, double momentum, double eps,
+                     fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::batch_norm(get(input, "batch_norm input"), optional_tensor(weight), optional_tensor(bias),
+                             optional_tensor(running_mean), optional_tensor(running_var), training != 0,
+                             momentum, eps, /*cudnn_enabled=*/true));
+  FER_CATCH
+}
+
 char* fer_cross_entropy(fer_tensor logits, fer_tensor target, fer_tensor weight, int reduction,
                         int64_t ignore_index, double label_smoothing, fer_tensor* out) {
   FER_TRY
@@ -771,7 +781,12 @@ char* fer_init(fer_tensor t, int kind, double a, double b) {
 char* fer_add_(fer_tensor t, fer_tensor other, double alpha) {
   FER_TRY
   at::NoGradGuard no_grad;
-  get(t, "add_").add_(get(other, "add_ other"), alpha);
+  at::Tensor x = get(t, "add_");
+  // Integer tensors take an integer alpha.
+  at::Scalar a = at::isIntegralType(x.scalar_type(), /*includeBool=*/true)
+                     ? at::Scalar(static_cast<int64_t>(alpha))
+                     : at::Scalar(alpha);
+  x.add_(get(other, "add_ other"), a);
   FER_CATCH
 }
 

@@ -202,6 +202,12 @@ char* fer_max_pool2d(fer_tensor input, const int64_t* kernel, const int64_t* str
 char* fer_adaptive_avg_pool2d(fer_tensor input, const int64_t* output_size, fer_tensor* out);
 char* fer_linear(fer_tensor input, fer_tensor weight, fer_tensor bias, fer_tensor* out);
 char* fer_dropout(fer_tensor input, double p, int train, fer_tensor* out);
+/* Batch normalisation (F.batch_norm). weight, bias may be NULL; in training
+ * mode the batch statistics are used and running_mean/running_var (which
+ * may be NULL) are updated in place with momentum. */
+char* fer_batch_norm(fer_tensor input, fer_tensor weight, fer_tensor bias, fer_tensor running_mean,
+                     fer_tensor running_var, int training, double momentum, double eps,
+                     fer_tensor* out);
 /* PyTorch's F.cross_entropy on logits [N, C] and int64 targets [N]; weight
  * ([C]) may be NULL. */
 char* fer_cross_entropy(fer_tensor logits, fer_tensor target, fer_tensor weight, int reduction,

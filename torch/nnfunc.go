@@ -168,3 +168,30 @@ func (t *Tensor) CrossEntropy(target *Tensor, opts CrossEntropyOptions) (*Tensor
 	msg := C.fer_cross_entropy(t.h, target.h, opts.Weight.handle(), red, -100, C.double(opts.LabelSmoothing), &out)
 	return result("cross_entropy", msg, out, ins...)
 }
+
+// BatchNormOptions are batch_norm's settings.
+type BatchNormOptions struct {
+	// Training normalises with the batch's statistics and updates the
+	// running ones; otherwise the running statistics are used.
+	Training bool
+	Momentum float64
+	Eps      float64
+}
+
+// BatchNorm is F.batch_norm of an N,C,... input with per-channel weight,
+// bias, runningMean and runningVar (any may be nil).
+func (t *Tensor) BatchNorm(weight, bias, runningMean, runningVar *Tensor, opts BatchNormOptions) (*Tensor, error) {
+	ins := []named{{"input", t}}
+	for _, n := range []named{{"weight", weight}, {"bias", bias}, {"running_mean", runningMean}, {"running_var", runningVar}} {
+		if n.t != nil {
+			ins = append(ins, n)
+		}
+	}
+	if err := live("batch_norm", ins...); err != nil {
+		return nil, err
+	}
+	var out C.fer_tensor
+	msg := C.fer_batch_norm(t.h, weight.handle(), bias.handle(), runningMean.handle(), runningVar.handle(),
+		cbool(opts.Training), C.double(opts.Momentum), C.double(opts.Eps), &out)
+	return result("batch_norm", msg, out, ins...)
+}

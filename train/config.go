@@ -45,7 +45,8 @@ type DataConfig struct {
 
 // ModelConfig describes the network and its starting weights.
 type ModelConfig struct {
-	// Arch is the architecture; vgg16 is the one implemented.
+	// Arch is vgg16 (the seed's) or vgg16_bn (batch norm after every
+	// convolution: trains from scratch far more readily).
 	Arch string `yaml:"arch"`
 	// Head is transfer (the seed's Flatten-Dense-Dropout-Dense), torchvision
 	// or gap.
@@ -221,7 +222,7 @@ func (c Config) Validate() error {
 	check(c.Data.Dir != "", "data.dir is empty")
 	check(c.Data.Workers >= 0, "data.workers %d is negative", c.Data.Workers)
 	check(c.Data.Prefetch >= 1, "data.prefetch %d must be at least 1", c.Data.Prefetch)
-	add(oneOf("model.arch", c.Model.Arch, "vgg16"))
+	add(oneOf("model.arch", c.Model.Arch, "vgg16", "vgg16_bn"))
 	add(oneOf("model.head", c.Model.Head, "transfer", "torchvision", "gap"))
 	check(c.Model.Hidden > 0, "model.hidden %d must be positive", c.Model.Hidden)
 	check(c.Model.Dropout >= 0 && c.Model.Dropout < 1, "model.dropout %g is outside [0, 1)", c.Model.Dropout)
@@ -255,4 +256,14 @@ func (c Config) Validate() error {
 	check(t.Threads >= 0, "train.threads %d is negative", t.Threads)
 	check(c.Output != "", "output is empty")
 	return errors.Join(errs...)
+}
+
+// WriteConfig writes c as YAML.
+func WriteConfig(w io.Writer, c Config) error {
+	raw, err := yaml.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding config: %w", err)
+	}
+	_, err = w.Write(raw)
+	return err
 }

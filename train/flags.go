@@ -14,6 +14,7 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.Data.Workers, "workers", c.Data.Workers, "decode/augment worker goroutines (0: one per core)")
 	fs.IntVar(&c.Data.Prefetch, "prefetch", c.Data.Prefetch, "batches prepared ahead of training")
 
+	fs.StringVar(&c.Model.Arch, "arch", c.Model.Arch, "architecture: vgg16 (the seed's) or vgg16_bn (batch norm; trains from scratch)")
 	fs.StringVar(&c.Model.Head, "head", c.Model.Head, "classifier head: transfer (the seed's), torchvision or gap")
 	fs.IntVar(&c.Model.Hidden, "hidden", c.Model.Hidden, "hidden units of the transfer head")
 	fs.Float64Var(&c.Model.Dropout, "dropout", c.Model.Dropout, "dropout probability in the head")

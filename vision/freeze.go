@@ -12,27 +12,35 @@ import (
 // (include_top=False): the input layer, 13 convolutions and 5 pools.
 const KerasBaseLayers = 19
 
-// kerasLayer is one layer of Keras' VGG16 base and the torchvision module
-// index in `features` it corresponds to (-1 for the input layer).
+// kerasLayer is one layer of Keras' VGG16 base and the torchvision modules
+// in `features` it corresponds to: the convolution (and its batch norm in
+// vgg16_bn), or the pool; none for the input layer.
 type kerasLayer struct {
-	name    string
-	feature int
+	name     string
+	features []int
 }
 
 // kerasBase lists Keras' VGG16 base layers in order. Keras fuses each ReLU
-// into its convolution, so torchvision's ReLU modules have no entry.
-func kerasBase() []kerasLayer {
-	layers := []kerasLayer{{"input_1", -1}}
+// into its convolution, so torchvision's ReLU modules have no entry; a
+// vgg16_bn batch norm belongs to its convolution's layer.
+func kerasBase(batchNorm bool) []kerasLayer {
+	layers := []kerasLayer{{name: "input_1"}}
 	block, conv, idx := 1, 1, 0
 	for _, ch := range vgg16Plan {
 		if ch == 0 {
-			layers = append(layers, kerasLayer{fmt.Sprintf("block%d_pool", block), idx})
+			layers = append(layers, kerasLayer{fmt.Sprintf("block%d_pool", block), []int{idx}})
 			idx++
 			block, conv = block+1, 1
 			continue
 		}
-		layers = append(layers, kerasLayer{fmt.Sprintf("block%d_conv%d", block, conv), idx})
-		idx += 2 // the convolution and its ReLU
+		l := kerasLayer{fmt.Sprintf("block%d_conv%d", block, conv), []int{idx}}
+		idx++
+		if batchNorm {
+			l.features = append(l.features, idx)
+			idx++
+		}
+		layers = append(layers, l)
+		idx++ // the ReLU
 		conv++
 	}
 	return layers
@@ -57,12 +65,13 @@ func ParseTrainableBaseLayers(s string) (int, error) {
 // trainable (requires_grad on their parameters) and freezes the rest. The
 // head is always trainable. With the seed's 4, block5's three convolutions
 // (features.24, .26, .28) and its pool train; everything below is frozen.
-// It returns the Keras names of the trainable base layers.
+// Frozen batch-norm layers also stop updating their statistics (see
+// SetTraining). It returns the Keras names of the trainable base layers.
 func (m *VGG16) FreezeBase(trainable int) ([]string, error) {
 	if trainable < 0 || trainable > KerasBaseLayers {
 		return nil, fmt.Errorf("vgg16: %d trainable base layers requested, the base has %d", trainable, KerasBaseLayers)
 	}
-	layers := kerasBase()
+	layers := kerasBase(m.Config.BatchNorm)
 	cut := len(layers) - trainable
 	var names []string
 	for i, l := range layers {
@@ -70,12 +79,11 @@ func (m *VGG16) FreezeBase(trainable int) ([]string, error) {
 		if train {
 			names = append(names, l.name)
 		}
-		if l.feature < 0 {
-			continue
-		}
-		for _, p := range m.Features.Children[l.feature].Parameters() {
-			if err := p.Tensor.SetRequiresGrad(train); err != nil {
-				return nil, fmt.Errorf("vgg16: freezing %s: %w", l.name, err)
+		for _, f := range l.features {
+			for _, p := range m.Features.Children[f].Parameters() {
+				if err := p.Tensor.SetRequiresGrad(train); err != nil {
+					return nil, fmt.Errorf("vgg16: freezing %s: %w", l.name, err)
+				}
 			}
 		}
 	}

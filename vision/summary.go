@@ -33,17 +33,17 @@ type Summary struct {
 // Summary describes the model layer by layer for a batch of its input size,
 // with parameter totals split into trainable and frozen.
 func (m *VGG16) Summary() (*Summary, error) {
-	s := &Summary{Title: fmt.Sprintf("vgg16 (%s head, %d classes, %dx%d input)", m.Config.Head, m.Config.NumClasses, m.Config.InputSize, m.Config.InputSize)}
+	s := &Summary{Title: fmt.Sprintf("%s (%s head, %d classes, %dx%d input)", m.Config.Arch(), m.Config.Head, m.Config.NumClasses, m.Config.InputSize, m.Config.InputSize)}
 	shape := []int64{-1, 3, int64(m.Config.InputSize), int64(m.Config.InputSize)}
 	s.Rows = append(s.Rows, SummaryRow{Name: "input", KerasName: "input_1", Type: "Input", OutputShape: shape})
 	keras := map[int]string{}
-	for _, l := range kerasBase() {
-		if l.feature >= 0 {
-			keras[l.feature] = l.name
+	for _, l := range kerasBase(m.Config.BatchNorm) {
+		if len(l.features) > 0 {
+			keras[l.features[0]] = l.name
 		}
 	}
 	var err error
-	add := func(prefix string, i int, mod nn.Module, next nn.Module) error {
+	add := func(prefix string, i int, mod nn.Module, folded []nn.Module) error {
 		shaper, ok := mod.(nn.Shaper)
 		if !ok {
 			return fmt.Errorf("summary: %T cannot compute its output shape", mod)
@@ -53,33 +53,48 @@ func (m *VGG16) Summary() (*Summary, error) {
 		}
 		typ := strings.TrimPrefix(fmt.Sprintf("%T", mod), "*nn.")
 		typ = strings.TrimPrefix(typ, "nn.")
-		if _, isReLU := next.(nn.ReLU); isReLU {
-			typ += "+ReLU"
+		for _, f := range folded {
+			switch f.(type) {
+			case nn.ReLU:
+				typ += "+ReLU"
+			case *nn.BatchNorm2d:
+				typ += "+BN"
+			}
 		}
 		row := SummaryRow{Name: prefix + "." + strconv.Itoa(i), Type: typ, OutputShape: append([]int64(nil), shape...)}
 		if prefix == "features" {
 			row.KerasName = keras[i]
 		}
-		for _, p := range mod.Parameters() {
-			n := p.Tensor.Numel()
-			row.Params += n
-			if p.Tensor.RequiresGrad() {
-				row.TrainableParams += n
+		for _, part := range append([]nn.Module{mod}, folded...) {
+			for _, p := range part.Parameters() {
+				n := p.Tensor.Numel()
+				row.Params += n
+				if p.Tensor.RequiresGrad() {
+					row.TrainableParams += n
+				}
 			}
 		}
 		s.Rows = append(s.Rows, row)
 		return nil
 	}
+	// walk prints one row per layer, folding the batch norm and ReLU that
+	// follow a layer into its row, as Keras shows a convolution with its
+	// activation.
 	walk := func(prefix string, seq *nn.Sequential) error {
-		for i, mod := range seq.Children {
-			if _, isReLU := mod.(nn.ReLU); isReLU && i > 0 {
-				continue // folded into the previous row
+		for i := 0; i < len(seq.Children); i++ {
+			mod := seq.Children[i]
+			var folded []nn.Module
+			for i+1 < len(seq.Children) {
+				next := seq.Children[i+1]
+				_, isReLU := next.(nn.ReLU)
+				_, isBN := next.(*nn.BatchNorm2d)
+				if !isReLU && !isBN {
+					break
+				}
+				folded = append(folded, next)
+				i++
 			}
-			var next nn.Module
-			if i+1 < len(seq.Children) {
-				next = seq.Children[i+1]
-			}
-			if err := add(prefix, i, mod, next); err != nil {
+			if err := add(prefix, i-len(folded), mod, folded); err != nil {
 				return err
 			}
 		}

@@ -54,6 +54,18 @@ type VGG16Config struct {
 	Hidden int
 	// Dropout is the heads' dropout probability (0.5 by default).
 	Dropout float64
+	// BatchNorm builds torchvision's vgg16_bn: a BatchNorm2d after every
+	// convolution (features.1, .4, ...), which trains from scratch far more
+	// readily than plain VGG16.
+	BatchNorm bool
+}
+
+// Arch is the architecture name: "vgg16" or "vgg16_bn".
+func (c VGG16Config) Arch() string {
+	if c.BatchNorm {
+		return "vgg16_bn"
+	}
+	return "vgg16"
 }
 
 func (c VGG16Config) withDefaults() VGG16Config {
@@ -75,11 +87,11 @@ func (c VGG16Config) withDefaults() VGG16Config {
 // vgg16Plan is torchvision's cfg "D": channel counts, "M" is a 2x2 pool.
 var vgg16Plan = []int{64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0}
 
-// VGG16 is torchvision's vgg16 (no batch norm) with a choice of head.
+// VGG16 is torchvision's vgg16 (or vgg16_bn) with a choice of head.
 type VGG16 struct {
 	Config VGG16Config
-	// Features is torchvision's `features`: 13 convolutions with ReLU and
-	// five max pools, modules 0..30.
+	// Features is torchvision's `features`: 13 convolutions with ReLU (and
+	// batch norm for vgg16_bn) and five max pools, modules 0..30 (0..43).
 	Features *nn.Sequential
 	// Pool runs between the base and the classifier (nil for HeadTransfer).
 	Pool nn.Module
@@ -128,7 +140,16 @@ func NewVGG16(cfg VGG16Config) (*VGG16, error) {
 		if err := initialize(conv.Bias, torch.InitConstant(0)); err != nil {
 			return nil, err
 		}
-		m.Features.Children = append(m.Features.Children, conv, nn.ReLU{})
+		m.Features.Children = append(m.Features.Children, conv)
+		if cfg.BatchNorm {
+			bn, err := nn.NewBatchNorm2d(int64(ch))
+			if err != nil {
+				nn.Free(conv)
+				return nil, fmt.Errorf("vgg16 base: %w", err)
+			}
+			m.Features.Children = append(m.Features.Children, bn)
+		}
+		m.Features.Children = append(m.Features.Children, nn.ReLU{})
 		in = int64(ch)
 	}
 	side := int64(cfg.InputSize) >> 5 // five 2x2 pools, floor each time
@@ -250,9 +271,28 @@ func (m *VGG16) Parameters() []torch.NamedTensor {
 	return ps
 }
 
-// SetTraining switches dropout on (training) or off (evaluation).
+// StateTensors lists parameters and buffers (batch-norm statistics) with
+// torchvision's names and state_dict order: what checkpoints hold.
+func (m *VGG16) StateTensors() []torch.NamedTensor {
+	ps := nn.Prefixed("features", m.Features.StateTensors())
+	if m.Classifier != nil {
+		ps = append(ps, nn.Prefixed("classifier", m.Classifier.StateTensors())...)
+	}
+	return ps
+}
+
+// SetTraining switches dropout and batch statistics on (training) or off
+// (evaluation). Batch-norm layers of frozen base layers keep using their
+// running statistics, as Keras does for non-trainable layers, so that
+// fine-tuning does not disturb what the frozen layers learned.
 func (m *VGG16) SetTraining(training bool) {
-	m.Features.SetTraining(training)
+	for _, c := range m.Features.Children {
+		if bn, ok := c.(*nn.BatchNorm2d); ok {
+			bn.SetTraining(training && bn.Weight.RequiresGrad())
+			continue
+		}
+		c.SetTraining(training)
+	}
 	if m.Classifier != nil {
 		m.Classifier.SetTraining(training)
 	}

@@ -35,18 +35,40 @@ func Prefixed(prefix string, params []torch.NamedTensor) []torch.NamedTensor {
 	return out
 }
 
-// Free releases every parameter of m.
+// Stateful is implemented by modules whose state dict holds more than their
+// parameters: buffers such as BatchNorm's running statistics.
+type Stateful interface {
+	// StateTensors lists parameters and buffers in PyTorch's state_dict
+	// order.
+	StateTensors() []torch.NamedTensor
+}
+
+// StateDict lists every tensor of m's state: its parameters and buffers,
+// with PyTorch's names and order.
+func StateDict(m Module) []torch.NamedTensor {
+	if s, ok := m.(Stateful); ok {
+		return s.StateTensors()
+	}
+	return m.Parameters()
+}
+
+// Free releases every parameter and buffer of m.
 func Free(m Module) {
-	for _, p := range m.Parameters() {
+	for _, p := range StateDict(m) {
 		p.Tensor.Free()
 	}
 }
 
-// MoveTo converts every parameter of m in place to dtype on dev
-// (channelsLast: NHWC order for 4-D weights), as module.to() does.
+// MoveTo converts every parameter and floating-point buffer of m in place
+// to dtype on dev (channelsLast: NHWC order for 4-D weights), as
+// module.to() does; integer buffers keep their type.
 func MoveTo(m Module, dev torch.Device, dtype torch.DType, channelsLast bool) error {
-	for _, p := range m.Parameters() {
-		if err := p.Tensor.ConvertInPlace(dev, dtype, channelsLast); err != nil {
+	for _, p := range StateDict(m) {
+		dt := dtype
+		if !p.Tensor.DType().IsFloat() {
+			dt = p.Tensor.DType()
+		}
+		if err := p.Tensor.ConvertInPlace(dev, dt, channelsLast); err != nil {
 			return fmt.Errorf("moving %s to %s: %w", p.Name, dev, err)
 		}
 	}
@@ -296,6 +318,16 @@ func (s *Sequential) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 		return x.Share()
 	}
 	return cur, nil
+}
+
+// StateTensors lists the children's parameters and buffers prefixed by
+// their index.
+func (s *Sequential) StateTensors() []torch.NamedTensor {
+	var ps []torch.NamedTensor
+	for i, m := range s.Children {
+		ps = append(ps, Prefixed(fmt.Sprint(i), StateDict(m))...)
+	}
+	return ps
 }
 
 // Parameters lists the children's parameters prefixed by their index.
