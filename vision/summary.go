@@ -35,7 +35,7 @@ type Summary struct {
 func (m *VGG16) Summary() (*Summary, error) {
 	s := &Summary{Title: fmt.Sprintf("%s (%s head, %d classes, %dx%d input)", m.Config.Arch(), m.Config.Head, m.Config.NumClasses, m.Config.InputSize, m.Config.InputSize)}
 	shape := []int64{-1, 3, int64(m.Config.InputSize), int64(m.Config.InputSize)}
-	s.Rows = append(s.Rows, SummaryRow{Name: "input", KerasName: "input_1", Type: "Input", OutputShape: shape})
+	s.Rows = append(s.Rows, SummaryRow{Name: "input_1", Type: "Input", OutputShape: shape})
 	keras := map[int]string{}
 	for _, l := range kerasBase(m.Config.BatchNorm) {
 		if len(l.features) > 0 {
@@ -168,10 +168,10 @@ func Commas(n int64) string {
 // String renders the summary as a table like Keras' model.summary().
 func (s *Summary) String() string {
 	var b strings.Builder
-	const line = "──────────────────────────────────────────────────────────────────────────────────────────\n"
+	const line = "──────────────────────────────────────────────────────────────────────────────────────────────\n"
 	fmt.Fprintf(&b, "Model: %s\n", s.Title)
 	b.WriteString(line)
-	fmt.Fprintf(&b, " %-40s %-22s %12s  %s\n", "Layer (type)", "Output Shape", "Param #", "Trainable")
+	fmt.Fprintf(&b, " %-44s %-22s %12s  %s\n", "Layer (type)", "Output Shape", "Param #", "Trainable")
 	b.WriteString(strings.ReplaceAll(line, "─", "═"))
 	for _, r := range s.Rows {
 		name := r.Name
@@ -188,7 +188,7 @@ func (s *Summary) String() string {
 		default:
 			trainable = "partly"
 		}
-		fmt.Fprintf(&b, " %-40s %-22s %12s  %s\n", name+" ("+r.Type+")", formatShape(r.OutputShape), Commas(r.Params), trainable)
+		fmt.Fprintf(&b, " %-44s %-22s %12s  %s\n", name+" ("+r.Type+")", formatShape(r.OutputShape), Commas(r.Params), trainable)
 	}
 	b.WriteString(strings.ReplaceAll(line, "─", "═"))
 	fmt.Fprintf(&b, "Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n", Commas(s.Total), Commas(s.Trainable), Commas(s.Frozen))

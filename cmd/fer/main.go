@@ -26,6 +26,11 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"synth", "generate a synthetic face dataset (the demo's embedded data)", runSynth},
+		{"prepare", "legend + images -> train/valid/test class folders, with the per-class table", runPrepare},
+		{"train", "fine-tune VGG16 (config file and flags; resumable)", runTrain},
+		{"eval", "evaluate a checkpoint on labelled images: metrics, confusion matrix, results.csv", runEval},
+		{"predict", "top-k emotions of images or folders", runPredict},
 		{"benchmark", "measure training images/s on synthetic batches (and CPU-vs-device parity)", runBenchmark},
 		{"version", "print fertorch's libtorch version and devices", runVersion},
 	}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/train"
+)
+
+func runEval(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eval", "eval --checkpoint FILE (--data DIR | --legend CSV --images DIR) [flags]", stderr)
+	checkpoint := fs.String("checkpoint", "runs/vgg16/best.safetensors", "trained model (best.safetensors, an epoch file or last.safetensors)")
+	dir := fs.String("data", "", "labelled images in class folders, e.g. work/data/test")
+	legend := fs.String("legend", "", "legend CSV (user.id,image,emotion) instead of --data")
+	images := fs.String("images", "", "images folder for --legend")
+	out := fs.String("out", "", "folder for results.csv, ground_truth.csv, predictions.csv, metrics.json/txt, confusion.png (default: next to the checkpoint, eval-<data folder name>)")
+	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
+	batch := fs.Int("batch-size", 64, "images per batch")
+	workers := fs.Int("workers", 0, "decoding goroutines (0: one per core)")
+	tta := fs.Bool("tta", false, "average each image's prediction with its horizontal mirror's")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %v", fs.Args())
+	}
+	if (*dir == "") == (*legend == "") {
+		return usagef("give either --data DIR or --legend CSV with --images DIR")
+	}
+	if *legend != "" && *images == "" {
+		return usagef("--legend needs --images")
+	}
+	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: *device, BatchSize: *batch, Workers: *workers})
+	if err != nil {
+		return err
+	}
+	defer p.Free()
+	var ds *data.Dataset
+	source := *dir
+	if *dir != "" {
+		ds, err = data.OpenDir(*dir, data.DirOptions{})
+	} else {
+		source = *legend
+		ds, err = data.OpenLegend(*legend, *images, data.LegendOptions{Classes: p.Classes})
+	}
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		name := filepath.Base(filepath.Clean(source))
+		if *legend != "" {
+			name = "legend"
+		}
+		*out = filepath.Join(filepath.Dir(*checkpoint), "eval-"+name)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := p.Evaluate(ctx, ds, *tta)
+	if err != nil {
+		return err
+	}
+	if len(res.Dataset.Skipped) > 0 {
+		if err := data.WriteSkipReport(stdout, res.Dataset.Skipped); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "%s on %s (%d images%s): loss %.4f\n\n", *checkpoint, source, res.Dataset.Len(), map[bool]string{true: ", flip TTA", false: ""}[*tta], res.Loss)
+	if err := res.Report.WriteText(stdout); err != nil {
+		return err
+	}
+	if err := train.WriteEvalOutputs(*out, res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nwrote %s: results.csv, ground_truth.csv, predictions.csv, metrics.json, metrics.txt, confusion.png\n", *out)
+	return nil
+}

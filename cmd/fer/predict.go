@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/train"
+)
+
+func runPredict(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("predict", "predict --checkpoint FILE [flags] IMAGE|FOLDER...", stderr)
+	checkpoint := fs.String("checkpoint", "runs/vgg16/best.safetensors", "trained model")
+	k := fs.IntP("top-k", "k", 3, "classes to show per image")
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
+	batch := fs.Int("batch-size", 64, "images per batch")
+	tta := fs.Bool("tta", false, "average each image's prediction with its horizontal mirror's")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("give at least one image or folder")
+	}
+	if *k < 1 {
+		return usagef("--top-k must be at least 1")
+	}
+	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: *device, BatchSize: *batch})
+	if err != nil {
+		return err
+	}
+	defer p.Free()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	preds, skipped, err := p.Predict(ctx, fs.Args(), *k, *tta)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := struct {
+			Predictions []train.Prediction `json:"predictions"`
+			Skipped     []string           `json:"skipped,omitempty"`
+		}{Predictions: preds}
+		for _, s := range skipped {
+			out.Skipped = append(out.Skipped, s.String())
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	train.WritePredictions(stdout, preds)
+	if len(skipped) > 0 {
+		fmt.Fprintln(stderr)
+		return data.WriteSkipReport(stderr, skipped)
+	}
+	return nil
+}

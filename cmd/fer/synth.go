@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/fertorch/fertorch/data/synth"
+)
+
+func runSynth(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("synth", "synth --out DIR [flags]", stderr)
+	out := fs.String("out", "work/synth", "folder to write data/legend.csv and images/ into")
+	seed := fs.Uint64("seed", 1, "generator seed (same seed, same files)")
+	perClass := fs.Int("per-class", 60, "images per class")
+	classes := fs.String("classes", "", "comma-separated classes (default: the eight emotions)")
+	minSize := fs.Int("min-size", 48, "smallest image side in pixels")
+	maxSize := fs.Int("max-size", 160, "largest image side in pixels")
+	messy := fs.Bool("messy", true, "inject the real dataset's mess: upper-case labels, a duplicate row, an unlisted image, a PNG named .jpg")
+	overwrite := fs.Bool("overwrite", false, "replace a dataset generated earlier in --out")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	opts := synth.Options{Seed: *seed, PerClass: *perClass, MinSize: *minSize, MaxSize: *maxSize, Messy: *messy, Overwrite: *overwrite}
+	if *classes != "" {
+		opts.Classes = strings.Split(*classes, ",")
+	}
+	rep, err := synth.Generate(*out, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "synthetic dataset in %s: %d images of %d people, %d legend rows\n", rep.Dir, rep.Files, rep.Subjects, rep.Rows)
+	names := make([]string, 0, len(rep.PerClass))
+	for c := range rep.PerClass {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	for _, c := range names {
+		fmt.Fprintf(stdout, "  %-10s %d\n", c, rep.PerClass[c])
+	}
+	for _, inj := range rep.Injected {
+		fmt.Fprintf(stdout, "  injected %s: %s %s\n", inj.Kind, inj.Image, inj.Detail)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/fertorch/fertorch/train"
+	"golang.org/x/term"
+)
+
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train", "train [--config FILE] [flags]", stderr)
+	configPath := fs.StringP("config", "c", "", "YAML config (defaults: the seed tutorial's settings); flags override it")
+	resume := fs.String("resume", "", "continue a run from its folder or last.safetensors")
+	printConfig := fs.Bool("print-config", false, "print the effective config as YAML and exit")
+	progress := fs.String("progress", "auto", "progress bars: auto (on a terminal), on or off")
+	cfg := train.DefaultConfig()
+	train.RegisterFlags(fs, &cfg)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %v", fs.Args())
+	}
+	cfg, err := train.ResolveConfig(fs, *configPath)
+	if err != nil {
+		return err
+	}
+	if *printConfig {
+		return train.WriteConfig(stdout, cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usagef("invalid settings:\n%v", err)
+	}
+	bars := false
+	switch *progress {
+	case "on":
+		bars = true
+	case "off":
+	case "auto":
+		if f, ok := stdout.(*os.File); ok {
+			bars = term.IsTerminal(int(f.Fd()))
+		}
+	default:
+		return usagef("--progress must be auto, on or off")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := train.Train(ctx, cfg, train.Options{Resume: *resume, Log: stdout, ProgressBar: bars})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted; continue with: fer train --resume %s", cfg.Output)
+		}
+		return err
+	}
+	out := filepath.Dir(res.Last)
+	fmt.Fprintf(stdout, "\nbest %s %.4f at epoch %d\n", cfg.Train.BestMetric, res.Best, res.BestEpoch)
+	fmt.Fprintf(stdout, "run folder %s: %s (weights), %s (resumable), %s, %s, %s\n", out,
+		train.BestCheckpoint, train.LastCheckpoint, train.HistoryCSV, train.CurvesPNG, train.EffectiveConfig)
+	fmt.Fprintf(stdout, "evaluate with: fer eval --checkpoint %s --data %s\n", res.BestPath, filepath.Join(cfg.Data.Dir, "test"))
+	return nil
+}

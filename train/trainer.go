@@ -1,0 +1,818 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/nn"
+	"github.com/fertorch/fertorch/torch/optim"
+	"github.com/fertorch/fertorch/train/metrics"
+	"github.com/fertorch/fertorch/train/plot"
+	"github.com/fertorch/fertorch/vision"
+)
+
+// Options are the parts of a training run that are not configuration.
+type Options struct {
+	// Resume continues from a full checkpoint (a file, or a run folder whose
+	// last.safetensors is used). Its config is used, except Train.Epochs,
+	// which may be raised to train longer.
+	Resume string
+	// Log receives progress and reports (nil: discard).
+	Log io.Writer
+	// ProgressBar draws a progress bar on Log (for terminals).
+	ProgressBar bool
+}
+
+// Result summarises a finished run.
+type Result struct {
+	History   plot.History
+	BestEpoch int
+	Best      float64
+	// Stopped is true when early stopping ended the run.
+	Stopped bool
+	// Files written in the run folder.
+	Last, BestPath string
+}
+
+// File names inside a run folder.
+const (
+	LastCheckpoint   = "last.safetensors"
+	BestCheckpoint   = "best.safetensors"
+	EffectiveConfig  = "config.yaml"
+	HistoryCSV       = "history.csv"
+	HistoryJSON      = "history.json"
+	CurvesPNG        = "curves.png"
+	ValidationReport = "validation.json"
+)
+
+// run is one training run's live state.
+type run struct {
+	cfg     Config
+	opts    Options
+	log     io.Writer
+	dev     torch.Device
+	classes []string
+
+	train, valid *data.Loader
+	validDS      *data.Dataset
+
+	model    *vision.VGG16
+	opt      optim.Optimizer
+	stepper  *Stepper
+	staging  *Staging
+	weights  *torch.Tensor
+	baseLRs  []float64
+	state    State
+	lastPath string
+}
+
+// Train runs (or resumes) training as configured and returns its history.
+// Cancelling ctx stops it between steps; the last checkpoint stays usable.
+func Train(ctx context.Context, cfg Config, opts Options) (res *Result, err error) {
+	r := &run{cfg: cfg, opts: opts, log: opts.Log}
+	if r.log == nil {
+		r.log = io.Discard
+	}
+	var resume *LoadedCheckpoint
+	if opts.Resume != "" {
+		if resume, err = r.openResume(); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config:\n%w", err)
+	}
+	defer r.free()
+	if err := r.setup(ctx, resume); err != nil {
+		return nil, err
+	}
+	return r.loop(ctx)
+}
+
+// openResume reads the checkpoint to resume and adopts its config.
+func (r *run) openResume() (*LoadedCheckpoint, error) {
+	path := r.opts.Resume
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, LastCheckpoint)
+	}
+	lc, err := LoadCheckpoint(path)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	if lc.State.Kind != KindFull {
+		return nil, fmt.Errorf("resume: %s holds weights only; resume from a run's %s", path, LastCheckpoint)
+	}
+	epochs := r.cfg.Train.Epochs
+	r.cfg = lc.State.Config
+	if epochs > r.cfg.Train.Epochs {
+		r.cfg.Train.Epochs = epochs
+	}
+	return lc, nil
+}
+
+func (r *run) printf(format string, args ...any) { fmt.Fprintf(r.log, format, args...) }
+
+func (r *run) free() {
+	if r.staging != nil {
+		r.staging.Free()
+	}
+	if r.opt != nil {
+		r.opt.Free()
+	}
+	if r.model != nil {
+		r.model.Free()
+	}
+	r.weights.Free()
+}
+
+// setup loads the data, builds the model and optimizer, and restores a
+// checkpoint when resuming.
+func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
+	c := r.cfg
+	threads := c.Train.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	if err := torch.SetNumThreads(threads); err != nil {
+		return err
+	}
+	dev, err := torch.ParseDevice(c.Train.Device)
+	if err != nil {
+		return err
+	}
+	r.dev = dev
+	if c.Train.Precision == string(FP16) && !dev.IsCUDA() {
+		return fmt.Errorf("precision fp16 needs a CUDA device (the CPU supports bf16)")
+	}
+	if dev.IsCUDA() {
+		torch.SetCuDNNBenchmark(true)
+	}
+	if err := os.MkdirAll(c.Output, 0o755); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	if err := c.Save(filepath.Join(c.Output, EffectiveConfig)); err != nil {
+		return err
+	}
+	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, dev, c.Train.Precision, torch.Version(), threads)
+	if err := r.loadData(ctx); err != nil {
+		return err
+	}
+	if err := r.buildModel(resume); err != nil {
+		return err
+	}
+	r.state = State{
+		Kind: KindFull, Config: c, Classes: r.classes, Schedule: newScheduleState(),
+	}
+	if resume != nil {
+		if err := r.restore(resume); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) normalization() (data.Normalization, error) {
+	return data.ParseNormalization(r.cfg.Model.Normalization)
+}
+
+// openSplit opens and decodes one part of the prepared layout.
+func (r *run) openSplit(ctx context.Context, part string) (*data.Dataset, error) {
+	dir := filepath.Join(r.cfg.Data.Dir, part)
+	ds, err := data.OpenDir(dir, data.DirOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (run `fer prepare` first?)", dir, err)
+	}
+	if ds.Len() == 0 {
+		return nil, fmt.Errorf("%s: no images found in its class folders", dir)
+	}
+	resize, err := data.ParseResizeMethod(r.cfg.Model.Resize)
+	if err != nil {
+		return nil, err
+	}
+	opt := data.DecodeOptions{Height: r.cfg.Model.InputSize, Width: r.cfg.Model.InputSize, Resize: resize, Workers: r.cfg.Data.Workers}
+	if r.cfg.Data.Cache != "" {
+		opt.CacheFile = r.cfg.Data.Cache + "." + part
+	}
+	bar := newBar(r.log, r.opts.ProgressBar, ds.Len(), "decoding "+part)
+	opt.Progress = func(done, total int) { bar.Set(done) }
+	start := time.Now()
+	dec, stats, err := ds.Decode(ctx, opt)
+	bar.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	r.printf("%s: %d images (%d decoded, %d from cache) in %.1fs\n", part, dec.Len(), stats.Decoded, stats.Cached, time.Since(start).Seconds())
+	if stats.CacheError != "" {
+		r.printf("  pixel cache not used: %s\n", stats.CacheError)
+	}
+	if len(dec.Skipped) > 0 {
+		if err := data.WriteSkipReport(r.log, dec.Skipped); err != nil {
+			return nil, err
+		}
+	}
+	if dec.Len() == 0 {
+		return nil, fmt.Errorf("%s: none of the images could be used", dir)
+	}
+	return dec, nil
+}
+
+func (r *run) loadData(ctx context.Context) error {
+	c := r.cfg
+	trainDS, err := r.openSplit(ctx, "train")
+	if err != nil {
+		return err
+	}
+	validDS, err := r.openSplit(ctx, "valid")
+	if err != nil {
+		return err
+	}
+	if err := sameClasses(trainDS.Classes, validDS.Classes); err != nil {
+		return fmt.Errorf("%s: %w", c.Data.Dir, err)
+	}
+	r.classes = trainDS.Classes
+	r.validDS = validDS
+	norm, err := r.normalization()
+	if err != nil {
+		return err
+	}
+	var aug *data.AugmentConfig
+	if c.Augment.Enabled {
+		if aug, err = augmentConfig(c.Augment); err != nil {
+			return err
+		}
+	}
+	r.train, err = data.NewLoader(trainDS, data.LoaderConfig{
+		BatchSize: c.Train.BatchSize, Workers: c.Data.Workers, Prefetch: c.Data.Prefetch,
+		Shuffle: true, DropLast: c.Train.DropLast, Seed: c.Train.Seed,
+		Oversample: c.Train.Oversample, WeightCap: c.Train.ClassWeightCap,
+		Augment: aug, Normalize: norm,
+	})
+	if err != nil {
+		return err
+	}
+	r.valid, err = data.NewLoader(validDS, data.LoaderConfig{
+		BatchSize: c.Train.BatchSize, Workers: c.Data.Workers, Prefetch: c.Data.Prefetch, Normalize: norm,
+	})
+	if err != nil {
+		return err
+	}
+	counts := trainDS.Counts()
+	cw := data.ClassWeights(counts, c.Train.ClassWeightCap)
+	r.printf("\n%-12s %8s %8s %8s\n", "class", "train", "valid", "weight")
+	vc := validDS.Counts()
+	for i, name := range r.classes {
+		w := "-"
+		if c.Train.ClassWeights {
+			w = fmt.Sprintf("%.3f", cw[i])
+		}
+		r.printf("%-12s %8d %8d %8s\n", name, counts[i], vc[i], w)
+	}
+	r.printf("\n")
+	if c.Train.ClassWeights {
+		r.state.ClassWeights = cw
+		w32 := make([]float32, len(cw))
+		for i, v := range cw {
+			w32[i] = float32(v)
+		}
+		t, err := torch.FromFloat32s(w32, int64(len(w32)))
+		if err != nil {
+			return err
+		}
+		if r.weights, err = t.ToDevice(r.dev); err != nil {
+			t.Free()
+			return err
+		}
+		t.Free()
+	}
+	return nil
+}
+
+func sameClasses(a, b []string) error {
+	if len(a) != len(b) {
+		return fmt.Errorf("train has classes %v but valid has %v", a, b)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return fmt.Errorf("train has classes %v but valid has %v", a, b)
+		}
+	}
+	return nil
+}
+
+func augmentConfig(a AugmentConfig) (*data.AugmentConfig, error) {
+	fill, err := data.ParseFillMode(a.FillMode)
+	if err != nil {
+		return nil, err
+	}
+	sem, err := data.ParseSemantics(a.Semantics)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &data.AugmentConfig{
+		RotationRange: a.RotationRange, WidthShiftRange: a.WidthShiftRange, HeightShiftRange: a.HeightShiftRange,
+		ShearRange: a.ShearRange, ZoomRange: data.ZoomRangeOf(a.ZoomRange), HorizontalFlip: a.HorizontalFlip,
+		FillMode: fill, Cval: a.Cval, Semantics: sem,
+	}
+	if a.ZoomRange == 0 {
+		cfg.ZoomRange = [2]float64{1, 1}
+	}
+	return cfg, cfg.Validate()
+}
+
+// buildModel creates VGG16, loads pretrained weights or the checkpoint's,
+// freezes, moves it to the device and creates the optimizer.
+func (r *run) buildModel(resume *LoadedCheckpoint) error {
+	c := r.cfg
+	if err := torch.ManualSeed(c.Train.Seed); err != nil {
+		return err
+	}
+	head, err := vision.ParseHead(c.Model.Head)
+	if err != nil {
+		return err
+	}
+	r.model, err = vision.NewVGG16(vision.VGG16Config{
+		InputSize: c.Model.InputSize, NumClasses: len(r.classes), Head: head,
+		Hidden: c.Model.Hidden, Dropout: c.Model.Dropout, BatchNorm: c.Model.Arch == "vgg16_bn",
+	})
+	if err != nil {
+		return err
+	}
+	if resume == nil {
+		if err := r.loadPretrained(); err != nil {
+			return err
+		}
+	} else {
+		rep, err := vision.LoadStateDict(r.model.StateTensors(), resume.Model, vision.LoadOptions{Strict: true})
+		if err != nil {
+			return fmt.Errorf("resume %s: %w", resume.Path, err)
+		}
+		r.printf("resumed weights from %s (%d tensors)\n", resume.Path, len(rep.Loaded))
+	}
+	trainable, err := vision.ParseTrainableBaseLayers(c.Model.TrainableBaseLayers)
+	if err != nil {
+		return err
+	}
+	names, err := r.model.FreezeBase(trainable)
+	if err != nil {
+		return err
+	}
+	r.printf("trainable base layers: %d of %d %v\n", trainable, vision.KerasBaseLayers, names)
+	summary, err := r.model.Summary()
+	if err != nil {
+		return err
+	}
+	r.printf("%s\n", summary)
+	if err := nn.MoveTo(r.model, r.dev, torch.Float32, c.Train.ChannelsLast); err != nil {
+		return err
+	}
+	base, headParams := r.model.TrainableParameters()
+	baseLR := c.Train.BaseLR
+	if baseLR == 0 {
+		baseLR = c.Train.LR
+	}
+	var groups []optim.Group
+	if len(base) > 0 {
+		groups = append(groups, optim.Group{Params: base, LR: baseLR, WeightDecay: c.Train.WeightDecay})
+		r.baseLRs = append(r.baseLRs, baseLR)
+	}
+	groups = append(groups, optim.Group{Params: headParams, LR: c.Train.LR, WeightDecay: c.Train.WeightDecay})
+	r.baseLRs = append(r.baseLRs, c.Train.LR)
+	switch c.Train.Optimizer {
+	case "adam", "adamw":
+		r.opt, err = optim.NewAdam(groups, optim.AdamOptions{Beta1: 0.9, Beta2: 0.999, Eps: c.Train.AdamEps, Decoupled: c.Train.Optimizer == "adamw"})
+	case "sgd":
+		r.opt, err = optim.NewSGD(groups, optim.SGDOptions{Momentum: c.Train.Momentum, Nesterov: c.Train.Nesterov})
+	}
+	if err != nil {
+		return err
+	}
+	r.stepper, err = NewStepper(r.model, r.opt, LossConfig{
+		ClassWeights: r.weights, KerasNormalization: c.Train.LossNormalization == "keras", LabelSmoothing: c.Train.LabelSmoothing,
+	}, r.dev, Precision(c.Train.Precision))
+	if err != nil {
+		return err
+	}
+	s := int64(c.Model.InputSize)
+	r.staging, err = NewStaging(r.dev, []int64{int64(c.Train.BatchSize), 3, s, s})
+	return err
+}
+
+// loadPretrained loads the ImageNet base when the weights file exists.
+func (r *run) loadPretrained() error {
+	path := r.cfg.Model.Weights
+	if path == "" {
+		r.printf("no pretrained weights configured: the base starts from random weights\n")
+		return nil
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		r.printf("WARNING: pretrained weights %s not found: the base starts from RANDOM weights and will learn far less.\n"+
+			"         Fetch them with scripts/fetch-weights.sh (or pass --weights).\n", path)
+		return nil
+	}
+	file, err := vision.ReadWeights(path)
+	if err != nil {
+		return err
+	}
+	opts := vision.LoadOptions{Strict: true, Prefixes: []string{"features."}}
+	if r.cfg.Model.Head == string(vision.HeadTorchvision) && len(r.classes) == 1000 {
+		opts.Prefixes = nil
+	}
+	rep, err := vision.LoadStateDict(r.model.StateTensors(), file, opts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	r.printf("pretrained base from %s: %s (the head is new)\n", path, rep)
+	return nil
+}
+
+// restore applies a full checkpoint's optimizer and loop state.
+func (r *run) restore(lc *LoadedCheckpoint) error {
+	st := lc.State
+	if err := sameClasses(st.Classes, r.classes); err != nil {
+		return fmt.Errorf("resume: the dataset changed since the checkpoint: %w", err)
+	}
+	tensors := make([]torch.NamedTensor, 0, len(lc.Optimizer))
+	defer func() {
+		for _, t := range tensors {
+			t.Tensor.Free()
+		}
+	}()
+	for i := range lc.Optimizer {
+		t, err := torch.FromEntry(&lc.Optimizer[i], torch.CPU())
+		if err != nil {
+			return fmt.Errorf("resume optimizer: %w", err)
+		}
+		tensors = append(tensors, torch.NamedTensor{Name: lc.Optimizer[i].Name, Tensor: t})
+	}
+	if err := r.opt.LoadState(&optim.State{Kind: st.OptimizerKind, Tensors: tensors, Scalars: st.OptimizerScalars}); err != nil {
+		return fmt.Errorf("resume optimizer: %w", err)
+	}
+	if r.stepper.Scaler != nil && st.LossScale > 0 {
+		r.stepper.Scaler.Scale = st.LossScale
+		r.stepper.Scaler.SetGoodSteps(st.ScaleGoodSteps)
+	}
+	st.Config = r.cfg
+	r.state = st
+	r.printf("resuming at epoch %d, step %d (%d epochs in history)\n", st.Epoch+1, st.Step, len(st.History))
+	return nil
+}
+
+// stepSeed derives the dropout seed of one step, so that a resumed run
+// draws the same masks as an uninterrupted one.
+func stepSeed(seed uint64, epoch, step int) uint64 {
+	x := seed ^ 0x9e3779b97f4a7c15*uint64(epoch+1) ^ 0xbf58476d1ce4e5b9*uint64(step+1)
+	x ^= x >> 31
+	x *= 0x94d049bb133111eb
+	return x ^ x>>29
+}
+
+// loop trains the remaining epochs.
+func (r *run) loop(ctx context.Context) (*Result, error) {
+	c := r.cfg
+	res := &Result{Last: filepath.Join(c.Output, LastCheckpoint)}
+	stopped := false
+	for epoch := r.state.Epoch; epoch < c.Train.Epochs && !stopped; epoch++ {
+		if r.state.Epoch != epoch {
+			r.state.Epoch, r.state.Step, r.state.Partial = epoch, 0, EpochStats{}
+		}
+		lrs := make([]float64, len(r.baseLRs))
+		for g, base := range r.baseLRs {
+			lrs[g] = lrAt(c.Train, r.state.Schedule, base, epoch)
+			r.opt.SetLR(g, lrs[g])
+		}
+		if err := r.trainEpoch(ctx, epoch); err != nil {
+			return nil, err
+		}
+		row, report, err := r.validate(ctx, epoch)
+		if err != nil {
+			return nil, err
+		}
+		row.LR = lrs[len(lrs)-1]
+		r.state.History = append(r.state.History, row)
+		r.state.Epoch, r.state.Step, r.state.Partial = epoch+1, 0, EpochStats{}
+		r.state.ValAccuracy = row.ValAcc
+		if r.state.Schedule.afterEpoch(c.Train, row.ValLoss) {
+			r.printf("validation loss has not improved for %d epochs: learning rate x%g\n", c.Train.PlateauPatience, c.Train.PlateauFactor)
+		}
+		value := metricValue(c.Train.BestMetric, row, report)
+		improved := r.state.BestEpoch == 0 || better(c.Train.BestMetric, value, r.state.Best)
+		if improved {
+			r.state.Best, r.state.BestEpoch, r.state.BadEpochs = value, epoch+1, 0
+		} else {
+			r.state.BadEpochs++
+		}
+		if err := r.saveEpoch(epoch, row, report, improved); err != nil {
+			return nil, err
+		}
+		r.printf("epoch %d/%d: loss %.4f acc %.4f | val_loss %.4f val_acc %.4f balanced %.4f macro-F1 %.4f | lr %.3g | %.0fs%s\n",
+			epoch+1, c.Train.Epochs, row.TrainLoss, row.TrainAcc, row.ValLoss, row.ValAcc,
+			report.BalancedAccuracy, report.Macro.F1, row.LR, row.Seconds, map[bool]string{true: " *best*", false: ""}[improved])
+		if c.Train.EarlyStopping > 0 && r.state.BadEpochs >= c.Train.EarlyStopping {
+			r.printf("early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)\n", c.Train.BestMetric, r.state.BadEpochs, r.state.Best, r.state.BestEpoch)
+			stopped = true
+		}
+	}
+	res.History = plot.History{Epochs: r.state.History}
+	res.BestEpoch, res.Best, res.Stopped = r.state.BestEpoch, r.state.Best, stopped
+	res.BestPath = filepath.Join(c.Output, BestCheckpoint)
+	return res, nil
+}
+
+func metricValue(name string, row plot.Epoch, rep *metrics.Report) float64 {
+	switch name {
+	case "val_loss":
+		return row.ValLoss
+	case "val_balanced_accuracy":
+		return rep.BalancedAccuracy
+	case "val_macro_f1":
+		return rep.Macro.F1
+	}
+	return row.ValAcc
+}
+
+func better(name string, v, best float64) bool {
+	if name == "val_loss" {
+		return v < best
+	}
+	return v > best
+}
+
+// trainEpoch runs the epoch's remaining steps.
+func (r *run) trainEpoch(ctx context.Context, epoch int) error {
+	c := r.cfg
+	r.model.SetTraining(true)
+	it, err := r.train.Epoch(ctx, epoch, r.state.Step)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	steps := it.Steps()
+	bar := newBar(r.log, r.opts.ProgressBar, steps, fmt.Sprintf("epoch %d/%d", epoch+1, c.Train.Epochs))
+	bar.Set(r.state.Step)
+	defer bar.Finish()
+	readEvery := 1
+	if r.dev.IsCUDA() {
+		readEvery = 10 // reading a value waits for the GPU
+	}
+	var pendingLoss, pendingCorrect []*torch.Tensor
+	var pendingN []int
+	scope := torch.NewScope()
+	defer func() { scope.Close() }()
+	flush := func() error {
+		for i := range pendingLoss {
+			l, err := pendingLoss[i].Item()
+			if err != nil {
+				return err
+			}
+			k, err := pendingCorrect[i].Item()
+			if err != nil {
+				return err
+			}
+			r.state.Partial.LossSum += l * float64(pendingN[i])
+			r.state.Partial.Correct += int64(k)
+			r.state.Partial.Samples += int64(pendingN[i])
+		}
+		pendingLoss, pendingCorrect, pendingN = pendingLoss[:0], pendingCorrect[:0], pendingN[:0]
+		r.staging.Synced()
+		scope.Close()
+		scope = torch.NewScope()
+		return nil
+	}
+	for {
+		start := time.Now()
+		b, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := torch.ManualSeed(stepSeed(c.Train.Seed, epoch, b.Step)); err != nil {
+			b.Release()
+			return err
+		}
+		res, err := r.step(scope, b)
+		n := b.N
+		b.Release()
+		if err != nil {
+			return fmt.Errorf("epoch %d step %d: %w", epoch+1, r.state.Step+1, err)
+		}
+		pendingLoss = append(pendingLoss, res.Loss)
+		pendingCorrect = append(pendingCorrect, res.Correct)
+		pendingN = append(pendingN, n)
+		r.state.Step++
+		last := r.state.Step == steps
+		checkpoint := c.Train.CheckpointEverySteps > 0 && r.state.Step%c.Train.CheckpointEverySteps == 0 && !last
+		if len(pendingLoss) >= readEvery || last || checkpoint {
+			if err := flush(); err != nil {
+				return err
+			}
+			p := r.state.Partial
+			bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f acc %.4f", epoch+1, c.Train.Epochs, p.LossSum/float64(p.Samples), float64(p.Correct)/float64(p.Samples)))
+		}
+		r.state.Partial.Seconds += time.Since(start).Seconds()
+		bar.Add(1, n)
+		if checkpoint {
+			if err := r.saveLast(); err != nil {
+				return err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step uploads a batch and runs one optimisation step in scope.
+func (r *run) step(scope *torch.Scope, b *data.Batch) (StepResult, error) {
+	images := b.Images[:b.N*b.C*b.H*b.W]
+	x, y, err := r.staging.Upload(scope, images, b.Labels[:b.N], r.cfg.Train.ChannelsLast)
+	if err != nil {
+		return StepResult{}, err
+	}
+	return r.stepper.TrainStep(x, y)
+}
+
+// Evaluation is a model's predictions over a dataset.
+type Evaluation struct {
+	Probs  [][]float32
+	Labels []int
+	Loss   float64 // mean unweighted cross-entropy
+}
+
+// evaluate runs the model over every batch of a loader without autograd.
+func evaluate(ctx context.Context, s *Stepper, staging *Staging, loader *data.Loader, channelsLast, flipTTA bool) (*Evaluation, error) {
+	it, err := loader.Epoch(ctx, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	ev := &Evaluation{}
+	var lossSum float64
+	for {
+		b, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		err = func() error {
+			defer b.Release()
+			scope := torch.NewScope()
+			defer scope.Close()
+			x, y, err := staging.Upload(scope, b.Images[:b.N*b.C*b.H*b.W], b.Labels[:b.N], channelsLast)
+			if err != nil {
+				return err
+			}
+			probs, err := s.Predict(x, flipTTA)
+			if err != nil {
+				return err
+			}
+			logp, err := probs.Clamp(1e-12, 1)
+			if err == nil {
+				logp, err = logp.Log()
+			}
+			if err != nil {
+				return err
+			}
+			var nll *torch.Tensor
+			err = torch.NoGrad(func() error {
+				var err error
+				nll, err = nllSum(logp, y)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			v, err := nll.Item()
+			if err != nil {
+				return err
+			}
+			staging.Synced()
+			lossSum += v
+			host, err := probs.Float32s()
+			if err != nil {
+				return err
+			}
+			c := len(host) / b.N
+			for i := 0; i < b.N; i++ {
+				ev.Probs = append(ev.Probs, host[i*c:(i+1)*c:(i+1)*c])
+				ev.Labels = append(ev.Labels, int(b.Labels[i]))
+			}
+			return nil
+		}()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(ev.Labels) > 0 {
+		ev.Loss = lossSum / float64(len(ev.Labels))
+	}
+	return ev, nil
+}
+
+// nllSum is -sum_i logp[i, y_i].
+func nllSum(logp, y *torch.Tensor) (*torch.Tensor, error) {
+	// cross_entropy(log p) = -log softmax(log p)[y] = -log p[y] because the
+	// rows of p sum to 1.
+	return logp.CrossEntropy(y, torch.CrossEntropyOptions{Reduction: torch.ReductionSum})
+}
+
+// validate computes validation loss and metrics after an epoch.
+func (r *run) validate(ctx context.Context, epoch int) (plot.Epoch, *metrics.Report, error) {
+	p := r.state.Partial
+	row := plot.Epoch{Epoch: epoch + 1, Seconds: p.Seconds, ValLoss: math.NaN(), ValAcc: math.NaN()}
+	if p.Samples > 0 {
+		row.TrainLoss = p.LossSum / float64(p.Samples)
+		row.TrainAcc = float64(p.Correct) / float64(p.Samples)
+	}
+	r.model.SetTraining(false)
+	start := time.Now()
+	ev, err := evaluate(ctx, r.stepper, r.staging, r.valid, r.cfg.Train.ChannelsLast, false)
+	if err != nil {
+		return row, nil, fmt.Errorf("validation: %w", err)
+	}
+	pred, err := metrics.Argmax(ev.Probs)
+	if err != nil {
+		return row, nil, err
+	}
+	report, err := metrics.Compute(ev.Labels, pred, r.classes)
+	if err != nil {
+		return row, nil, err
+	}
+	row.ValLoss, row.ValAcc = ev.Loss, report.Accuracy
+	row.Seconds += time.Since(start).Seconds()
+	return row, report, nil
+}
+
+// saveLast writes the resumable checkpoint.
+func (r *run) saveLast() error {
+	st, err := r.opt.State()
+	if err != nil {
+		return err
+	}
+	defer st.Free()
+	r.state.OptimizerKind, r.state.OptimizerScalars = st.Kind, st.Scalars
+	if r.stepper.Scaler != nil {
+		r.state.LossScale, r.state.ScaleGoodSteps = r.stepper.Scaler.Scale, r.stepper.Scaler.GoodSteps()
+	}
+	r.state.Kind = KindFull
+	return SaveCheckpoint(filepath.Join(r.cfg.Output, LastCheckpoint), &r.state, r.model.StateTensors(), &OptimizerTensors{Tensors: st.Tensors})
+}
+
+// saveEpoch writes the epoch's files: weights (per epoch, best), the
+// resumable checkpoint, history and plots.
+func (r *run) saveEpoch(epoch int, row plot.Epoch, report *metrics.Report, improved bool) error {
+	out := r.cfg.Output
+	weights := r.state
+	weights.Kind = KindWeights
+	weights.OptimizerKind, weights.OptimizerScalars = "", nil
+	if r.cfg.Train.EpochCheckpoints {
+		name := fmt.Sprintf("epoch-%02d-val_acc-%.4f.safetensors", epoch+1, row.ValAcc)
+		if err := SaveCheckpoint(filepath.Join(out, name), &weights, r.model.StateTensors(), nil); err != nil {
+			return err
+		}
+	}
+	if improved {
+		if err := SaveCheckpoint(filepath.Join(out, BestCheckpoint), &weights, r.model.StateTensors(), nil); err != nil {
+			return err
+		}
+		if err := saveReport(filepath.Join(out, ValidationReport), report); err != nil {
+			return err
+		}
+	}
+	if err := r.saveLast(); err != nil {
+		return err
+	}
+	h := plot.History{Epochs: r.state.History}
+	if err := plot.SaveCSV(filepath.Join(out, HistoryCSV), h); err != nil {
+		return err
+	}
+	if err := plot.SaveJSON(filepath.Join(out, HistoryJSON), h); err != nil {
+		return err
+	}
+	return plot.SaveCurvesPNG(filepath.Join(out, CurvesPNG), h, plot.CurvesOptions{LearningRate: true})
+}
+
+func saveReport(path string, rep *metrics.Report) error {
+	f, err := CreateAtomic(path)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteJSON(f); err != nil {
+		f.Abort()
+		return err
+	}
+	return f.Commit()
+}
