@@ -78,3 +78,15 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		t.Errorf("validate: %v", err)
 	}
 }
+
+// TestSeedConfigFileIsTheDefaults keeps configs/seed.yaml, the documented
+// settings, identical to DefaultConfig.
+func TestSeedConfigFileIsTheDefaults(t *testing.T) {
+	got, err := LoadConfig("../configs/seed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := DefaultConfig(); got != want {
+		t.Errorf("configs/seed.yaml differs from DefaultConfig:\n%+v\n%+v", got, want)
+	}
+}

@@ -1,7 +1,8 @@
 // Package tensorfile reads and writes files of named tensors without
 // libtorch: PyTorch's .pth files (both the zip format that torch.save has
 // written since PyTorch 1.6 and the older non-zip format that torchvision's
-// pretrained VGG16 still uses) and safetensors files.
+// pretrained VGG16 still uses) and safetensors files. It writes safetensors
+// files and zip-format .pth state dicts that torch.load reads.
 //
 // Everything is held in a neutral form: a File is an ordered list of Entry
 // values, each a name, an element type, a shape and the tensor's bytes
@@ -20,7 +21,8 @@
 // its length.
 //
 // Loading is designed for large files: each storage is read once, straight
-// from the file into the buffer that backs the entries, and tensors that are
-// contiguous views share that buffer instead of being copied. A file of N
-// bytes therefore costs about N bytes of memory.
+// from the file into the buffer that backs the entries (in chunks, on
+// several goroutines), and tensors that are contiguous views share that
+// buffer instead of being copied. A file of N bytes therefore costs about N
+// bytes of memory.
 package tensorfile

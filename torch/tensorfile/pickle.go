@@ -384,7 +384,7 @@ func (s *pickleScanner) room(n int64) error {
 		return fmt.Errorf("at byte %d: %w", len(s.out), errTruncated)
 	}
 	if int64(len(s.out))+n > maxPickleBytes {
-		return fmt.Errorf("pickle is larger than the limit of %d bytes", maxPickleBytes)
+		return fmt.Errorf("at byte %d: larger than the limit of %d bytes", len(s.out), maxPickleBytes)
 	}
 	return nil
 }
@@ -508,7 +508,7 @@ func (s *pickleScanner) run() error {
 			s.cost += 2 * int64(length)
 		}
 		if s.cost > maxPickleCost {
-			return fmt.Errorf("pickle is too complex: unpickling it would take more than %d bytes of memory", maxPickleCost)
+			return fmt.Errorf("too complex: unpickling it would take more than %d bytes of memory", maxPickleCost)
 		}
 
 		switch op {

@@ -72,7 +72,9 @@ func ReadPTHFile(path string, opts PTHOptions) (*File, error) {
 // (torch.save since PyTorch 1.6) or the legacy format (earlier versions,
 // and torch.save(..., _use_new_zipfile_serialization=False)). The file must
 // hold a dict of tensors (see PTHOptions for checkpoints that nest one);
-// entries keep the dict's order.
+// entries keep the dict's order. size must be the true size of the data:
+// the checks that keep a hostile file from claiming more memory than it
+// holds rely on it. Storages are read with parallel ReadAt calls.
 func ReadPTH(r io.ReaderAt, size int64, opts PTHOptions) (*File, error) {
 	var head [512]byte
 	n, err := r.ReadAt(head[:], 0)
@@ -289,9 +291,8 @@ func (l *pthLoader) findClass(module, name string) (any, error) {
 }
 
 // persistentLoad resolves a persistent ID:
-// ('storage', storage_type, key, location, numel) in zip files, with a sixth
-// element view_metadata (None or (view_key, offset, view_size)) in legacy
-// files.
+// ('storage', storage_type, key, location, numel), with a sixth element
+// view_metadata (None or (view_key, offset, view_size)) in legacy files.
 func (l *pthLoader) persistentLoad(pid any) (any, error) {
 	tp, ok := pid.(*types.Tuple)
 	if !ok {
@@ -304,12 +305,9 @@ func (l *pthLoader) persistentLoad(pid any) (any, error) {
 		}
 		return nil, errors.New("persistent ID is not a ('storage', ...) tuple")
 	}
-	wantLen := 5
-	if l.legacy {
-		wantLen = 6
-	}
-	if len(t) != wantLen {
-		return nil, fmt.Errorf("storage persistent ID has %d elements, want %d", len(t), wantLen)
+	// Legacy files add view metadata as a sixth element.
+	if len(t) != 5 && !(l.legacy && len(t) == 6) {
+		return nil, fmt.Errorf("storage persistent ID has %d elements, want 5 (or 6 in a legacy file)", len(t))
 	}
 	class, ok := t[1].(storageClass)
 	if !ok {
@@ -343,7 +341,7 @@ func (l *pthLoader) persistentLoad(pid any) (any, error) {
 		return nil, fmt.Errorf("storage %q is declared both as %d x %v and as %d x %v", key, st.numel, st.dtype, numel, class.dtype)
 	}
 	view := &storageView{st: st, numel: numel}
-	if l.legacy && t[5] != nil {
+	if len(t) == 6 && t[5] != nil {
 		vm, ok := t[5].(*types.Tuple)
 		if !ok || len(*vm) != 3 {
 			return nil, fmt.Errorf("storage %q: view metadata is %s, not a (key, offset, size) tuple", key, describe(t[5]))
@@ -381,7 +379,12 @@ func (l *pthLoader) readStorages(r io.ReaderAt) error {
 	for _, st := range l.storages {
 		list = append(list, st)
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].at.off < list[j].at.off })
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].at.off != list[j].at.off {
+			return list[i].at.off < list[j].at.off
+		}
+		return list[i].key < list[j].key
+	})
 	for i := 1; i < len(list); i++ {
 		if prev := list[i-1]; prev.at.off+prev.nbytes() > list[i].at.off {
 			return fmt.Errorf("%s and %s overlap in the file", prev.at.what, list[i].at.what)
@@ -496,10 +499,15 @@ func readLegacyPTH(r io.ReaderAt, size int64, opts PTHOptions) (*File, error) {
 		st.at = span{what: fmt.Sprintf("legacy .pth storage %q", key), off: at}
 		at += st.nbytes()
 	}
+	var missing []string
 	for key := range l.storages {
 		if !listed[key] {
-			return nil, fmt.Errorf("legacy .pth storage %q is used by a tensor but has no data", key)
+			missing = append(missing, key)
 		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("legacy .pth storage %q is used by a tensor but has no data", missing[0])
 	}
 	if err := l.readStorages(r); err != nil {
 		return nil, err

@@ -134,6 +134,15 @@ func TestPTHLegacyStorageView(t *testing.T) {
 	if !reflect.DeepEqual(v, []float32{9, 10, 11}) {
 		t.Errorf("tail = %v, want [9 10 11]", v)
 	}
+	// Old legacy files may leave the view metadata out.
+	five := makeLegacyPTH(statePickle(viewCases[:1], false), []fakeStorage{{"0", Float32, f32}})
+	if f, err := readBytes(t, five, PTHOptions{}); err != nil || !bytes.Equal(f.Entries[0].Data, f32) {
+		t.Errorf("5-element persistent IDs: %v", err)
+	}
+	six := makeZipPTH(t, statePickle(viewCases[:1], true), map[string][]byte{"0": f32})
+	if _, err := readBytes(t, six, PTHOptions{}); err == nil || !strings.Contains(err.Error(), "storage persistent ID has 6 elements, want 5 (or 6 in a legacy file)") {
+		t.Errorf("6-element persistent ID in a zip file: %v", err)
+	}
 	// A view reaching past the storage is refused.
 	tensors[0].view = []any{"v", 10, 4}
 	data = makeLegacyPTH(statePickle(tensors, true), []fakeStorage{{"0", Float32, f32}})

@@ -59,6 +59,7 @@ type stHeaderEntry struct {
 // data_offsets [begin, end] whose length matches the shape; the tensors
 // covering the byte buffer exactly, without gaps or overlaps. Entries keep
 // the header's order and share one buffer that is read with a single read.
+// size must be the true size of the data: allocations are bounded by it.
 func ReadSafetensors(r io.ReaderAt, size int64) (*File, error) {
 	if size < 8 {
 		return nil, fmt.Errorf("safetensors: file of %d bytes is too short for the 8-byte header length", size)
