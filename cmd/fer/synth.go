@@ -19,10 +19,11 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	maxSize := fs.Int("max-size", 160, "largest image side in pixels")
 	messy := fs.Bool("messy", true, "inject the real dataset's mess: upper-case labels, a duplicate row, an unlisted image, a PNG named .jpg")
 	overwrite := fs.Bool("overwrite", false, "replace a dataset generated earlier in --out")
+	variation := fs.Float64("variation", 1, "variety of faces and scenes, (0, 1]: 1 is the full variety, lower values make expressions easier to learn from scratch")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	opts := synth.Options{Seed: *seed, PerClass: *perClass, MinSize: *minSize, MaxSize: *maxSize, Messy: *messy, Overwrite: *overwrite}
+	opts := synth.Options{Seed: *seed, PerClass: *perClass, MinSize: *minSize, MaxSize: *maxSize, Messy: *messy, Overwrite: *overwrite, Variation: *variation}
 	if *classes != "" {
 		opts.Classes = strings.Split(*classes, ",")
 	}

@@ -5,7 +5,12 @@ import "math"
 // rng is a small splitmix64 generator. It is defined here rather than taken
 // from math/rand so that a seed gives the same dataset, byte for byte, on
 // every Go version.
-type rng struct{ s uint64 }
+type rng struct {
+	s uint64
+	// spread narrows uniform draws about their middle (Options.Variation);
+	// 0 means the full range.
+	spread float64
+}
 
 // newRNG returns a generator for one independent stream of a seed, such as
 // "image 17" or "subject 3".
@@ -29,8 +34,14 @@ func (r *rng) next() uint64 {
 // float returns a value in [0, 1).
 func (r *rng) float() float64 { return float64(r.next()>>11) / (1 << 53) }
 
-// uniform returns a value in [lo, hi).
-func (r *rng) uniform(lo, hi float64) float64 { return lo + (hi-lo)*r.float() }
+// uniform returns a value in [lo, hi), or in the middle part of it that
+// the generator's spread keeps.
+func (r *rng) uniform(lo, hi float64) float64 {
+	if r.spread == 0 {
+		return lo + (hi-lo)*r.float()
+	}
+	return (lo+hi)/2 + (hi-lo)*(r.float()-0.5)*r.spread
+}
 
 // jitter returns v plus a uniform offset in [-d, d).
 func (r *rng) jitter(v, d float64) float64 { return v + r.uniform(-d, d) }
