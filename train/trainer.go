@@ -23,9 +23,12 @@ import (
 // Options are the parts of a training run that are not configuration.
 type Options struct {
 	// Resume continues from a full checkpoint (a file, or a run folder whose
-	// last.safetensors is used). Its config is used, except Train.Epochs,
-	// which may be raised to train longer.
+	// last.safetensors is used) with the checkpoint's config; the config
+	// given to Train is ignored.
 	Resume string
+	// Epochs, when set with Resume, changes the number of epochs (to train
+	// longer than first planned).
+	Epochs int
 	// Log receives progress and reports (nil: discard).
 	Log io.Writer
 	// ProgressBar draws a progress bar on Log (for terminals).
@@ -111,10 +114,12 @@ func (r *run) openResume() (*LoadedCheckpoint, error) {
 	if lc.State.Kind != KindFull {
 		return nil, fmt.Errorf("resume: %s holds weights only; resume from a run's %s", path, LastCheckpoint)
 	}
-	epochs := r.cfg.Train.Epochs
 	r.cfg = lc.State.Config
-	if epochs > r.cfg.Train.Epochs {
-		r.cfg.Train.Epochs = epochs
+	if r.opts.Epochs > 0 {
+		if r.opts.Epochs < lc.State.Epoch {
+			return nil, fmt.Errorf("resume: --epochs %d is below the %d epochs already done", r.opts.Epochs, lc.State.Epoch)
+		}
+		r.cfg.Train.Epochs = r.opts.Epochs
 	}
 	return lc, nil
 }

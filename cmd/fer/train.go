@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/fertorch/fertorch/train"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 )
 
@@ -31,6 +33,25 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	opts := train.Options{Resume: *resume, Log: stdout}
+	if *resume != "" {
+		// A resumed run keeps its own settings; only the epoch count may
+		// change.
+		var ignored []string
+		fs.Visit(func(f *pflag.Flag) {
+			switch f.Name {
+			case "resume", "progress", "epochs":
+			default:
+				ignored = append(ignored, "--"+f.Name)
+			}
+		})
+		if len(ignored) > 0 {
+			return usagef("--resume continues a run with its saved settings; drop %s (only --epochs may change)", strings.Join(ignored, ", "))
+		}
+		if fs.Changed("epochs") {
+			opts.Epochs = cfg.Train.Epochs
+		}
+	}
 	if *printConfig {
 		return train.WriteConfig(stdout, cfg)
 	}
@@ -51,7 +72,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := train.Train(ctx, cfg, train.Options{Resume: *resume, Log: stdout, ProgressBar: bars})
+	opts.ProgressBar = bars
+	res, err := train.Train(ctx, cfg, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted; continue with: fer train --resume %s", cfg.Output)

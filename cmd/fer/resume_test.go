@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/data/synth"
+	"github.com/fertorch/fertorch/train"
+	"github.com/fertorch/fertorch/train/plot"
+)
+
+// prepareSmall generates a small synthetic dataset and its layout.
+func prepareSmall(t *testing.T, dir string) string {
+	t.Helper()
+	src := filepath.Join(dir, "synth")
+	if _, err := synth.Generate(src, synth.Options{Seed: 4, PerClass: 12, Classes: []string{"anger", "happiness", "sadness", "surprise"}, Variation: 0.3, MaxSize: 64}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.OpenLegend(filepath.Join(src, "data", "legend.csv"), filepath.Join(src, "images"), data.LegendOptions{AnyLabel: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split, err := data.SplitDataset(ds, data.SplitConfig{Scheme: data.SplitBySubject, ValidFraction: 0.25, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := filepath.Join(dir, "data")
+	if _, err := data.WriteLayout(layout, split, data.LinkAuto); err != nil {
+		t.Fatal(err)
+	}
+	return layout
+}
+
+// trainArgs is a short deterministic run: 2 epochs of 5 steps, with the
+// last checkpoint saved every 2 steps, dropout and augmentation on.
+func trainArgs(layout, out string) []string {
+	return []string{"train", "--data", layout, "--output", out, "--weights", "", "--device", "cpu",
+		"--arch", "vgg16_bn", "--input-size", "32", "--batch-size", "8", "--epochs", "2", "--lr", "1e-4",
+		"--head", "transfer", "--hidden", "32", "--trainable-base-layers", "all",
+		"--checkpoint-every", "2", "--epoch-checkpoints=false", "--progress", "off", "--threads", "2", "--workers", "2"}
+}
+
+func historyWithoutTimes(t *testing.T, path string) []plot.Epoch {
+	t.Helper()
+	h, err := plot.LoadCSV(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range h.Epochs {
+		h.Epochs[i].Seconds = 0
+	}
+	return h.Epochs
+}
+
+func modelBytes(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	lc, err := train.LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range lc.Model.Entries {
+		out[e.Name] = e.Data
+	}
+	for _, e := range lc.Optimizer {
+		out["optimizer."+e.Name] = e.Data
+	}
+	return out
+}
+
+// TestKilledRunResumesExactly kills a training run with SIGKILL in the
+// middle of an epoch, resumes it, and checks that it ends with the same
+// weights, optimizer state and history (bit for bit, times aside) as an
+// uninterrupted run with the same seed.
+func TestKilledRunResumesExactly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three short runs")
+	}
+	fer := buildFer(t)
+	dir := t.TempDir()
+	layout := prepareSmall(t, dir)
+
+	straight := filepath.Join(dir, "straight")
+	if out, err := exec.Command(fer, trainArgs(layout, straight)...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+
+	killed := filepath.Join(dir, "killed")
+	cmd := exec.Command(fer, trainArgs(layout, killed)...)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it as soon as a mid-epoch checkpoint of the second epoch exists.
+	last := filepath.Join(killed, train.LastCheckpoint)
+	deadline := time.Now().Add(3 * time.Minute)
+	var at train.State
+	for {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no mid-epoch checkpoint appeared:\n%s", log.String())
+		}
+		if lc, err := train.LoadCheckpoint(last); err == nil && lc.State.Epoch == 1 && lc.State.Step > 0 {
+			at = lc.State
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("run was not killed (it may have finished first): %v\n%s", err, log.String())
+	}
+	t.Logf("killed at epoch %d step %d", at.Epoch+1, at.Step)
+
+	resume := exec.Command(fer, "train", "--resume", killed, "--progress", "off")
+	out, err := resume.CombinedOutput()
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "resuming at epoch 2, step") {
+		t.Errorf("resume did not start mid-epoch:\n%s", out)
+	}
+
+	want := modelBytes(t, filepath.Join(straight, train.LastCheckpoint))
+	got := modelBytes(t, filepath.Join(killed, train.LastCheckpoint))
+	if len(got) != len(want) {
+		t.Fatalf("%d tensors after resume, %d uninterrupted", len(got), len(want))
+	}
+	for name, w := range want {
+		if !bytes.Equal(got[name], w) {
+			t.Errorf("%s differs between the resumed and the uninterrupted run", name)
+		}
+	}
+	hw := historyWithoutTimes(t, filepath.Join(straight, train.HistoryCSV))
+	hg := historyWithoutTimes(t, filepath.Join(killed, train.HistoryCSV))
+	if len(hw) != 2 || len(hg) != len(hw) {
+		t.Fatalf("histories have %d and %d epochs", len(hw), len(hg))
+	}
+	for i := range hw {
+		if hw[i] != hg[i] {
+			t.Errorf("epoch %d history: resumed %+v, uninterrupted %+v", i+1, hg[i], hw[i])
+		}
+	}
+}
+
+// TestDamagedCheckpointsAreRefused: a truncated checkpoint and one with a
+// flipped byte are refused with errors that say so, by resume and by eval.
+func TestDamagedCheckpointsAreRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a short run")
+	}
+	fer := buildFer(t)
+	dir := t.TempDir()
+	layout := prepareSmall(t, dir)
+	run := filepath.Join(dir, "run")
+	args := append(trainArgs(layout, run), "--epochs", "1")
+	if out, err := exec.Command(fer, args...).CombinedOutput(); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	good, err := os.ReadFile(filepath.Join(run, train.LastCheckpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)-100] ^= 0x40
+	cases := map[string][]byte{
+		"truncated.safetensors": good[:len(good)/2],
+		"flipped.safetensors":   flipped,
+		"empty.safetensors":     nil,
+	}
+	for name, content := range cases {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := train.LoadCheckpoint(path)
+		if !errors.Is(err, train.ErrCorruptCheckpoint) {
+			t.Errorf("%s: LoadCheckpoint error %v, want ErrCorruptCheckpoint", name, err)
+		}
+		out, err := exec.Command(fer, "eval", "--checkpoint", path, "--data", filepath.Join(layout, "valid")).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "checkpoint is damaged") {
+			t.Errorf("eval with %s: %v\n%s", name, err, out)
+		}
+	}
+	if !strings.Contains(errString(train.LoadCheckpoint(filepath.Join(dir, "flipped.safetensors"))), "checksum mismatch") {
+		t.Error("a flipped data byte is not reported as a checksum mismatch")
+	}
+}
+
+func errString[T any](_ T, err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
