@@ -46,6 +46,14 @@ type EpochStats struct {
 	Seconds float64 `json:"seconds"`
 }
 
+// imagesPerSecond is the training throughput of the steps counted.
+func (e EpochStats) imagesPerSecond() float64 {
+	if e.Seconds <= 0 {
+		return 0
+	}
+	return float64(e.Samples) / e.Seconds
+}
+
 // State is the run state stored in a checkpoint.
 type State struct {
 	Version int    `json:"version"`

@@ -497,6 +497,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err := r.trainEpoch(ctx, epoch); err != nil {
 			return nil, err
 		}
+		trained := r.state.Partial
 		row, report, err := r.validate(ctx, epoch)
 		if err != nil {
 			return nil, err
@@ -518,9 +519,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err := r.saveEpoch(epoch, row, report, improved); err != nil {
 			return nil, err
 		}
-		r.printf("epoch %d/%d: loss %.4f acc %.4f | val_loss %.4f val_acc %.4f balanced %.4f macro-F1 %.4f | lr %.3g | %.0fs%s\n",
+		r.printf("epoch %d/%d: loss %.4f acc %.4f | val_loss %.4f val_acc %.4f balanced %.4f macro-F1 %.4f | lr %.3g | %.0fs, train %.1f img/s%s\n",
 			epoch+1, c.Train.Epochs, row.TrainLoss, row.TrainAcc, row.ValLoss, row.ValAcc,
-			report.BalancedAccuracy, report.Macro.F1, row.LR, row.Seconds, map[bool]string{true: " *best*", false: ""}[improved])
+			report.BalancedAccuracy, report.Macro.F1, row.LR, row.Seconds, trained.imagesPerSecond(), map[bool]string{true: " *best*", false: ""}[improved])
 		if c.Train.EarlyStopping > 0 && r.state.BadEpochs >= c.Train.EarlyStopping {
 			r.printf("early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)\n", c.Train.BestMetric, r.state.BadEpochs, r.state.Best, r.state.BestEpoch)
 			stopped = true

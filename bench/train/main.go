@@ -1,0 +1,115 @@
+// Command train compares the training throughput of `fer train` with an
+// equivalent PyTorch script (bench/train/pytorch_train.py) on this machine,
+// in the same run, on the same prepared images:
+//
+//	go run ./bench/train [-source DIR] [-size 64] [-batch 32] [-epochs 2]
+//
+// Both train the seed's model (VGG16, last 4 Keras base layers trainable,
+// the Flatten-Dense-Dropout-Dense head, Adam, class-weighted loss) with
+// Keras-like augmentation; fertorch decodes each image once into a pixel
+// cache and augments in goroutines, PyTorch reads and augments every image
+// every epoch in DataLoader worker processes. Images per second are those of
+// the training loop (data loading included) in the last epoch, so that
+// fertorch's one-time decode is not counted (it is reported apart).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+
+	"github.com/fertorch/fertorch/internal/pyref"
+)
+
+var ipsLine = regexp.MustCompile(`train ([0-9.]+) img/s`)
+
+// lastRate is the images/s of the last epoch line in out.
+func lastRate(out []byte) (float64, error) {
+	var rate float64
+	found := false
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if m := ipsLine.FindSubmatch(sc.Bytes()); m != nil {
+			v, err := strconv.ParseFloat(string(m[1]), 64)
+			if err != nil {
+				return 0, err
+			}
+			rate, found = v, true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("no 'train N img/s' line in:\n%s", out)
+	}
+	return rate, nil
+}
+
+func run() error {
+	source := flag.String("source", "../shared/facial_expressions", "dataset with data/legend.csv and images/")
+	size := flag.Int("size", 64, "input size")
+	batch := flag.Int("batch", 32, "batch size")
+	epochs := flag.Int("epochs", 2, "epochs (the last one is measured)")
+	threads := flag.Int("threads", runtime.NumCPU(), "libtorch threads on both sides")
+	workers := flag.Int("workers", runtime.NumCPU(), "data workers on both sides")
+	flag.Parse()
+	fer, err := filepath.Abs("build/fer")
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(fer); err != nil {
+		return fmt.Errorf("%s missing: run make build first", fer)
+	}
+	py, err := pyref.Find("torch", "torchvision")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "bench-train-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	layout := filepath.Join(tmp, "data")
+	if out, err := exec.Command(fer, "prepare", "--source", *source, "--out", layout, "--split", "by-subject").CombinedOutput(); err != nil {
+		return fmt.Errorf("prepare: %v\n%s", err, out)
+	}
+	ferArgs := []string{"train", "--data", layout, "--output", filepath.Join(tmp, "run"), "--weights", "", "--device", "cpu",
+		"--input-size", strconv.Itoa(*size), "--batch-size", strconv.Itoa(*batch), "--epochs", strconv.Itoa(*epochs),
+		"--threads", strconv.Itoa(*threads), "--workers", strconv.Itoa(*workers), "--epoch-checkpoints=false", "--progress", "off"}
+	fmt.Printf("fer %v\n", ferArgs)
+	ferOut, err := exec.Command(fer, ferArgs...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("fer train: %v\n%s", err, ferOut)
+	}
+	ours, err := lastRate(ferOut)
+	if err != nil {
+		return err
+	}
+	pyArgs := []string{"bench/train/pytorch_train.py", layout, strconv.Itoa(*size), strconv.Itoa(*batch), strconv.Itoa(*epochs), strconv.Itoa(*workers), strconv.Itoa(*threads)}
+	fmt.Printf("%s %v\n", py, pyArgs)
+	pyOut, err := exec.Command(py, pyArgs...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pytorch peer: %v\n%s", err, pyOut)
+	}
+	peer, err := lastRate(pyOut)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nVGG16 seed model, %dx%d, batch %d, CPU, %d libtorch threads, %d data workers, epoch %d of %d\n\n", *size, *size, *batch, *threads, *workers, *epochs, *epochs)
+	fmt.Println("| trainer | train images/s | ratio fertorch/PyTorch |")
+	fmt.Println("|---|---:|---:|")
+	fmt.Printf("| fer train | %.2f | %.2f |\n| PyTorch (DataLoader, %d workers) | %.2f | |\n", ours, ours/peer, *workers, peer)
+	return nil
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-train:", err)
+		os.Exit(1)
+	}
+}
