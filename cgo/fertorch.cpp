@@ -528,6 +528,17 @@ char* fer_unary(int op, fer_tensor t, fer_tensor* out) {
   FER_CATCH
 }
 
+char* fer_unary_(int op, fer_tensor t, fer_tensor* out) {
+  FER_TRY
+  at::Tensor x = get(t, "in-place unary op");
+  switch (op) {
+    case FER_RELU: at::relu_(x); break;
+    default: throw std::invalid_argument("op code " + std::to_string(op) + " has no in-place form");
+  }
+  *out = wrap(x);
+  FER_CATCH
+}
+
 char* fer_binary(int op, fer_tensor a, fer_tensor b, fer_tensor* out) {
   FER_TRY
   const at::Tensor& x = get(a, "binary op");

@@ -182,6 +182,8 @@ char* fer_stack(const fer_tensor* ts, int n, int64_t dim, fer_tensor* out);
 /* ---- math ---------------------------------------------------------------- */
 
 char* fer_unary(int op, fer_tensor t, fer_tensor* out);
+/* In-place variant (FER_RELU only): *out is a new handle to t itself. */
+char* fer_unary_(int op, fer_tensor t, fer_tensor* out);
 char* fer_binary(int op, fer_tensor a, fer_tensor b, fer_tensor* out);
 char* fer_binary_scalar(int op, fer_tensor a, double s, fer_tensor* out);
 /* ndims=0 reduces over all dimensions (argmax/argmin: flattened index). */

@@ -216,6 +216,13 @@ func (t *Tensor) unary(op string, code C.int) (*Tensor, error) {
 // Relu is max(x, 0).
 func (t *Tensor) Relu() (*Tensor, error) { return t.unary("relu", C.FER_RELU) }
 
+// ReluInPlace overwrites t with max(t, 0) and returns a new handle to it,
+// as F.relu(inplace=True): it saves a buffer when nothing else needs t's
+// old values (autograd reports an error at backward if something does).
+func (t *Tensor) ReluInPlace() (*Tensor, error) {
+	return t.unaryCall("relu_", func(h C.fer_tensor, o *C.fer_tensor) *C.char { return C.fer_unary_(C.FER_RELU, h, o) })
+}
+
 // Neg is -x.
 func (t *Tensor) Neg() (*Tensor, error) { return t.unary("neg", C.FER_NEG) }
 

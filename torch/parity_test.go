@@ -142,6 +142,15 @@ func parityCases() []*parityCase {
 		unop("adaptive_avg_pool2d", x(2, 3, 9, 7), map[string]any{"size": []int64{7, 7}}, func(x *torch.Tensor) (*torch.Tensor, error) { return x.AdaptiveAvgPool2d(7, 7) }),
 		unop("adaptive_avg_pool2d", x(2, 3, 14, 14), map[string]any{"size": []int64{3, 2}}, func(x *torch.Tensor) (*torch.Tensor, error) { return x.AdaptiveAvgPool2d(3, 2) }),
 		unop("relu", x(3, 17), nil, (*torch.Tensor).Relu),
+		// In place on an intermediate result, as VGG's ReLU(inplace=True).
+		{Name: "relu_inplace", Op: "relu", Inputs: []*parityInput{x(3, 17)},
+			run: func(m map[string]*torch.Tensor) ([]*torch.Tensor, error) {
+				y, err := m["x"].MulScalar(1)
+				if err != nil {
+					return nil, err
+				}
+				return one(y.ReluInPlace())
+			}},
 		{Name: "linear_bias", Op: "linear", Inputs: []*parityInput{x(5, 7), floats(rng, "w", true, -1, 1, 4, 7), floats(rng, "b", true, -1, 1, 4)},
 			run: func(m map[string]*torch.Tensor) ([]*torch.Tensor, error) { return one(m["x"].Linear(m["w"], m["b"])) }},
 		{Name: "linear_nobias_3d", Op: "linear", Inputs: []*parityInput{x(2, 5, 7), floats(rng, "w", true, -1, 1, 4, 7)},

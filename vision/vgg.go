@@ -149,7 +149,7 @@ func NewVGG16(cfg VGG16Config) (*VGG16, error) {
 			}
 			m.Features.Children = append(m.Features.Children, bn)
 		}
-		m.Features.Children = append(m.Features.Children, nn.ReLU{})
+		m.Features.Children = append(m.Features.Children, nn.ReLU{Inplace: true})
 		in = int64(ch)
 	}
 	side := int64(cfg.InputSize) >> 5 // five 2x2 pools, floor each time
@@ -225,7 +225,7 @@ func denseStack(init linearInit, sizes []int64, dropout float64) (*nn.Sequential
 		}
 		seq.Children = append(seq.Children, l)
 		if i+2 < len(sizes) {
-			seq.Children = append(seq.Children, nn.ReLU{}, nn.NewDropout(dropout))
+			seq.Children = append(seq.Children, nn.ReLU{Inplace: true}, nn.NewDropout(dropout))
 		}
 	}
 	return seq, nil

@@ -245,11 +245,18 @@ func (m *AdaptiveAvgPool2d) Parameters() []torch.NamedTensor { return nil }
 // SetTraining has no effect.
 func (m *AdaptiveAvgPool2d) SetTraining(bool) {}
 
-// ReLU is max(x, 0) (torch.nn.ReLU).
-type ReLU struct{}
+// ReLU is max(x, 0) (torch.nn.ReLU). With Inplace it overwrites its input,
+// as ReLU(inplace=True) in torchvision's VGG: use it only where the input is
+// an intermediate result nothing else reads.
+type ReLU struct{ Inplace bool }
 
 // Forward applies ReLU.
-func (ReLU) Forward(x *torch.Tensor) (*torch.Tensor, error) { return x.Relu() }
+func (r ReLU) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	if r.Inplace {
+		return x.ReluInPlace()
+	}
+	return x.Relu()
+}
 
 // Parameters is empty.
 func (ReLU) Parameters() []torch.NamedTensor { return nil }
