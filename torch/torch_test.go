@@ -404,3 +404,22 @@ func TestManualSeedAndThreads(t *testing.T) {
 		t.Error("SetNumThreads(0) accepted")
 	}
 }
+
+func TestOwnMovesBetweenScopes(t *testing.T) {
+	base := torch.LiveTensors()
+	a, b := torch.NewScope(), torch.NewScope()
+	x, _ := a.Own(torch.FromFloat32s([]float32{1, 2}, 2))
+	y, _ := x.MulScalar(3) // in a
+	b.Own(y, nil)
+	a.Close()
+	if !x.Released() || y.Released() {
+		t.Fatalf("after closing a: x released %v, y released %v", x.Released(), y.Released())
+	}
+	if got := mustFloats(t, y); !equalFloats(got, []float32{3, 6}) {
+		t.Errorf("moved tensor %v", got)
+	}
+	b.Close()
+	if !y.Released() || torch.LiveTensors() != base {
+		t.Errorf("after closing b: y released %v, live %d (base %d)", y.Released(), torch.LiveTensors(), base)
+	}
+}

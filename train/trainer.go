@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/fertorch/fertorch/data"
@@ -66,27 +67,26 @@ type run struct {
 	classes []string
 
 	train, valid *data.Loader
-	validDS      *data.Dataset
 
-	model    *vision.VGG16
-	opt      optim.Optimizer
-	stepper  *Stepper
-	staging  *Staging
-	weights  *torch.Tensor
-	baseLRs  []float64
-	state    State
-	lastPath string
+	model   *vision.VGG16
+	opt     optim.Optimizer
+	stepper *Stepper
+	staging *Staging
+	weights *torch.Tensor
+	baseLRs []float64
+	state   State
 }
 
 // Train runs (or resumes) training as configured and returns its history.
 // Cancelling ctx stops it between steps; the last checkpoint stays usable.
-func Train(ctx context.Context, cfg Config, opts Options) (res *Result, err error) {
+func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	r := &run{cfg: cfg, opts: opts, log: opts.Log}
 	if r.log == nil {
 		r.log = io.Discard
 	}
 	var resume *LoadedCheckpoint
 	if opts.Resume != "" {
+		var err error
 		if resume, err = r.openResume(); err != nil {
 			return nil, err
 		}
@@ -168,14 +168,13 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 		return err
 	}
 	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, dev, c.Train.Precision, torch.Version(), threads)
+	r.state = State{Kind: KindFull, Config: c, Schedule: newScheduleState()}
 	if err := r.loadData(ctx); err != nil {
 		return err
 	}
+	r.state.Classes = r.classes
 	if err := r.buildModel(resume); err != nil {
 		return err
-	}
-	r.state = State{
-		Kind: KindFull, Config: c, Classes: r.classes, Schedule: newScheduleState(),
 	}
 	if resume != nil {
 		if err := r.restore(resume); err != nil {
@@ -244,7 +243,6 @@ func (r *run) loadData(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", c.Data.Dir, err)
 	}
 	r.classes = trainDS.Classes
-	r.validDS = validDS
 	norm, err := r.normalization()
 	if err != nil {
 		return err
@@ -370,7 +368,14 @@ func (r *run) buildModel(resume *LoadedCheckpoint) error {
 	if err != nil {
 		return err
 	}
-	r.printf("trainable base layers: %d of %d %v\n", trainable, vision.KerasBaseLayers, names)
+	switch trainable {
+	case 0:
+		r.printf("trainable base layers: none (the base is frozen)\n")
+	case vision.KerasBaseLayers:
+		r.printf("trainable base layers: all %d\n", trainable)
+	default:
+		r.printf("trainable base layers: the last %d of %d: %s\n", trainable, vision.KerasBaseLayers, strings.Join(names, ", "))
+	}
 	summary, err := r.model.Summary()
 	if err != nil {
 		return err
@@ -569,10 +574,13 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 	if r.dev.IsCUDA() {
 		readEvery = 10 // reading a value waits for the GPU
 	}
+	// Each step runs in its own scope; only its two result scalars move to
+	// the pending scope until they are read (on CUDA every few steps, since
+	// reading waits for the GPU).
 	var pendingLoss, pendingCorrect []*torch.Tensor
 	var pendingN []int
-	scope := torch.NewScope()
-	defer func() { scope.Close() }()
+	pending := torch.NewScope()
+	defer func() { pending.Close() }()
 	flush := func() error {
 		for i := range pendingLoss {
 			l, err := pendingLoss[i].Item()
@@ -589,9 +597,20 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 		}
 		pendingLoss, pendingCorrect, pendingN = pendingLoss[:0], pendingCorrect[:0], pendingN[:0]
 		r.staging.Synced()
-		scope.Close()
-		scope = torch.NewScope()
+		pending.Close()
+		pending = torch.NewScope()
 		return nil
+	}
+	// saveAndStop ends an interrupted epoch: the state is at a step
+	// boundary, so it is saved and --resume continues from this step.
+	saveAndStop := func(cause error) error {
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := r.saveLast(); err != nil {
+			return err
+		}
+		return cause
 	}
 	for {
 		start := time.Now()
@@ -600,15 +619,24 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 			break
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return saveAndStop(err)
+			}
 			return err
 		}
 		if err := torch.ManualSeed(stepSeed(c.Train.Seed, epoch, b.Step)); err != nil {
 			b.Release()
 			return err
 		}
+		scope := torch.NewScope()
 		res, err := r.step(scope, b)
 		n := b.N
 		b.Release()
+		if err == nil {
+			pending.Own(res.Loss, nil)
+			pending.Own(res.Correct, nil)
+		}
+		scope.Close()
 		if err != nil {
 			return fmt.Errorf("epoch %d step %d: %w", epoch+1, r.state.Step+1, err)
 		}
@@ -627,13 +655,13 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 		}
 		r.state.Partial.Seconds += time.Since(start).Seconds()
 		bar.Add(1, n)
+		if err := ctx.Err(); err != nil && !last {
+			return saveAndStop(err)
+		}
 		if checkpoint {
 			if err := r.saveLast(); err != nil {
 				return err
 			}
-		}
-		if err := ctx.Err(); err != nil {
-			return err
 		}
 	}
 	return nil

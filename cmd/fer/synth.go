@@ -40,8 +40,22 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	for _, c := range names {
 		fmt.Fprintf(stdout, "  %-10s %d\n", c, rep.PerClass[c])
 	}
+	// One line per kind of injected mess, with its first example.
+	var kinds []string
+	byKind := map[string][]synth.Injection{}
 	for _, inj := range rep.Injected {
-		fmt.Fprintf(stdout, "  injected %s: %s %s\n", inj.Kind, inj.Image, inj.Detail)
+		if _, ok := byKind[inj.Kind]; !ok {
+			kinds = append(kinds, inj.Kind)
+		}
+		byKind[inj.Kind] = append(byKind[inj.Kind], inj)
+	}
+	for _, k := range kinds {
+		first := byKind[k][0]
+		more := ""
+		if n := len(byKind[k]); n > 1 {
+			more = fmt.Sprintf(" (and %d more)", n-1)
+		}
+		fmt.Fprintf(stdout, "  injected %s: %s: %s%s\n", k, first.Image, first.Detail, more)
 	}
 	return nil
 }

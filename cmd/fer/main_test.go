@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestHelpAndUsageErrors: every command answers --help with its usage and
+// exit status 0; a command-line mistake exits with 2 and one line naming it.
+func TestHelpAndUsageErrors(t *testing.T) {
+	for _, c := range commands() {
+		var out, errb bytes.Buffer
+		if code := run([]string{c.name, "--help"}, &out, &errb); code != 0 {
+			t.Errorf("fer %s --help: exit %d", c.name, code)
+		}
+		if !strings.Contains(errb.String(), "usage: fer "+c.name) {
+			t.Errorf("fer %s --help printed %q", c.name, errb.String())
+		}
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nope"}, `fer: unknown command "nope"`},
+		{[]string{"train", "--epochs", "ten"}, `fer train: invalid argument "ten" for "--epochs"`},
+		{[]string{"train", "--optimizer", "rmsprop"}, `train.optimizer: "rmsprop" is not one of adam, adamw, sgd`},
+		{[]string{"train", "--resume", "runs/x", "--lr", "0.1"}, "drop --lr (only --epochs may change)"},
+		{[]string{"eval"}, "give either --data DIR or --legend CSV with --images DIR"},
+		{[]string{"predict", "--checkpoint", "x"}, "give at least one image or folder"},
+		{[]string{"prepare", "--split", "alphabetical"}, `unknown split scheme "alphabetical"`},
+		{[]string{"benchmark", "--device", "tpu"}, `unknown device "tpu"`},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		if code == 0 {
+			t.Errorf("fer %v succeeded", c.args)
+			continue
+		}
+		if !strings.Contains(errb.String(), c.want) {
+			t.Errorf("fer %v: stderr %q lacks %q", c.args, errb.String(), c.want)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"train", "--epochs", "0"}, &out, &errb); code != 2 {
+		t.Errorf("invalid config exit %d, want 2", code)
+	}
+}
