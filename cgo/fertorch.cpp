@@ -732,7 +732,9 @@ char* fer_backward(fer_tensor t, fer_tensor grad, int retain_graph) {
   FER_TRY
   const at::Tensor& x = get(t, "backward");
   if (!x.requires_grad()) throw std::invalid_argument("backward on a tensor that does not require grad");
-  x.backward(optional_tensor(grad), retain_graph ? c10::optional<bool>(true) : c10::nullopt, false);
+  c10::optional<bool> retain;  // empty: PyTorch's default (keep the graph only for create_graph)
+  if (retain_graph) retain = true;
+  x.backward(optional_tensor(grad), retain, /*create_graph=*/false);
   FER_CATCH
 }
 

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/fertorch/fertorch/internal/benchdoc"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -159,7 +160,7 @@ func run() error {
 	if *results == "" {
 		return nil
 	}
-	return writeSection(*results, section)
+	return benchdoc.WriteSection(*results, sectionTitle, section)
 }
 
 // measureGo runs the loader (batch 64, shuffled, tutorial augmentation,
@@ -257,26 +258,11 @@ func (p *peerProc) close() {
 	p.cmd.Wait()
 }
 
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
 func report(n, cores, rounds int, seconds float64, decode, goR, precise, keras, tv rates) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", sectionTitle)
 	fmt.Fprintf(&b, "Command: `make bench-data` (`go run ./bench/data`). Date: %s. Machine: %s, %d cores (shared), %s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), cores, runtime.Version())
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), cores, runtime.Version())
 	fmt.Fprintf(&b, "Augmented 224x224 RGB float32 samples per second from the real sample (%d images, mostly 350x350 grey JPEGs), "+
 		"the tutorial's augmentation (rotation 20, shifts 0.1, shear 0.01, zoom 0.1, horizontal flip, constant fill, rescale 1/255). "+
 		"fertorch: loader with batch 64, images decoded and resized once into the uint8 cache, one composed warp per sample written into the batch. "+
@@ -300,36 +286,4 @@ func report(n, cores, rounds int, seconds float64, decode, goR, precise, keras, 
 		ratio(cold, keras.one), ratio(1/(1/goR.all+1/decode.all), keras.all))
 	fmt.Fprintf(&b, "| fertorch Precise / Keras-equivalent | %s | %s | |\n\n", ratio(precise.one, keras.one), ratio(precise.all, keras.all))
 	return b.String()
-}
-
-// writeSection replaces this benchmark's section of the results file (from
-// its heading to the next "## " heading), or appends it, leaving the other
-// sections as they are.
-func writeSection(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(old)
-	if text == "" {
-		text = "# Benchmark results\n\n"
-	}
-	if i := strings.Index(text, sectionTitle); i >= 0 {
-		rest := text[i+len(sectionTitle):]
-		end := len(text)
-		if j := strings.Index(rest, "\n## "); j >= 0 {
-			end = i + len(sectionTitle) + j + 1
-		}
-		text = text[:i] + section + text[end:]
-	} else {
-		if !strings.HasSuffix(text, "\n\n") {
-			text = strings.TrimRight(text, "\n") + "\n\n"
-		}
-		text += section
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s\n", path)
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/fertorch/fertorch/internal/benchdoc"
 	"io"
 	"os"
 	"os/exec"
@@ -178,7 +179,7 @@ func run() error {
 	fmt.Println()
 	fmt.Print(report)
 	if *results != "" {
-		return writeSection(*results, report)
+		return benchdoc.WriteSection(*results, sectionTitle, report)
 	}
 	return nil
 }
@@ -298,7 +299,7 @@ func reportText(rounds int, sections []string, allocs map[string]float64, reside
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", sectionTitle)
 	fmt.Fprintf(&b, "Command: `make bench-weights` (`go run ./bench/weights`). Date: %s. Machine: %s, %d cores (shared), %s, PyTorch via %s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), runtime.NumCPU(), runtime.Version(), "Debian's python3-torch")
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), runtime.NumCPU(), runtime.Version(), "Debian's python3-torch")
 	fmt.Fprintf(&b, "A torchvision VGG16 state dict with random weights (32 tensors, 138,357,544 float32 parameters, the size of the official "+
 		"vgg16-397923af.pth), written by PyTorch in the legacy format that the official file uses and in the zip format, then loaded "+
 		"in %d interleaved rounds; each method keeps its best time. Cold-ish: the file is fsynced and its pages dropped with "+
@@ -395,51 +396,4 @@ func (p *peerProc) load(path string, weightsOnly bool) (time.Duration, error) {
 func (p *peerProc) close() {
 	p.in.Close()
 	p.cmd.Wait()
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-// writeSection replaces this benchmark's section of the results file (from
-// its heading to the next "## " heading), or appends it, leaving the other
-// sections as they are.
-func writeSection(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(old)
-	if text == "" {
-		text = "# Benchmark results\n\n"
-	}
-	if i := strings.Index(text, sectionTitle); i >= 0 {
-		rest := text[i+len(sectionTitle):]
-		end := len(text)
-		if j := strings.Index(rest, "\n## "); j >= 0 {
-			end = i + len(sectionTitle) + j + 1
-		}
-		text = text[:i] + section + text[end:]
-	} else {
-		if !strings.HasSuffix(text, "\n\n") {
-			text = strings.TrimRight(text, "\n") + "\n\n"
-		}
-		text += section
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s\n", path)
-	return nil
 }
