@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 // ---- libtorch version differences live here, and only here ---------------
@@ -114,6 +115,38 @@ void check_bytes(const at::Tensor& t, int64_t nbytes) {
     throw std::invalid_argument("buffer holds " + std::to_string(nbytes) + " bytes, tensor needs " +
                                 std::to_string(want));
   }
+}
+
+// binary applies an element-wise binary op to a tensor and a tensor or a
+// scalar (with broadcasting). MATMUL is for two tensors only.
+template <typename Other>
+at::Tensor binary(int op, const at::Tensor& x, const Other& y) {
+  switch (op) {
+    case FER_ADD: return at::add(x, y);
+    case FER_SUB: return at::sub(x, y);
+    case FER_MUL: return at::mul(x, y);
+    case FER_DIV: return at::div(x, y);
+    case FER_EQ: return at::eq(x, y);
+    case FER_NE: return at::ne(x, y);
+    case FER_LT: return at::lt(x, y);
+    case FER_LE: return at::le(x, y);
+    case FER_GT: return at::gt(x, y);
+    case FER_GE: return at::ge(x, y);
+    case FER_POW: return at::pow(x, y);
+  }
+  if constexpr (std::is_same_v<Other, at::Tensor>) {
+    switch (op) {
+      case FER_MAXIMUM: return at::maximum(x, y);
+      case FER_MINIMUM: return at::minimum(x, y);
+      case FER_MATMUL: return at::matmul(x, y);
+    }
+  } else {
+    switch (op) {
+      case FER_MAXIMUM: return at::clamp_min(x, y);
+      case FER_MINIMUM: return at::clamp_max(x, y);
+    }
+  }
+  throw std::invalid_argument("unknown binary op code " + std::to_string(op));
 }
 
 }  // namespace
@@ -541,52 +574,13 @@ char* fer_unary_(int op, fer_tensor t, fer_tensor* out) {
 
 char* fer_binary(int op, fer_tensor a, fer_tensor b, fer_tensor* out) {
   FER_TRY
-  const at::Tensor& x = get(a, "binary op");
-  const at::Tensor& y = get(b, "binary op");
-  at::Tensor r;
-  switch (op) {
-    case FER_ADD: r = at::add(x, y); break;
-    case FER_SUB: r = at::sub(x, y); break;
-    case FER_MUL: r = at::mul(x, y); break;
-    case FER_DIV: r = at::div(x, y); break;
-    case FER_EQ: r = at::eq(x, y); break;
-    case FER_NE: r = at::ne(x, y); break;
-    case FER_LT: r = at::lt(x, y); break;
-    case FER_LE: r = at::le(x, y); break;
-    case FER_GT: r = at::gt(x, y); break;
-    case FER_GE: r = at::ge(x, y); break;
-    case FER_MAXIMUM: r = at::maximum(x, y); break;
-    case FER_MINIMUM: r = at::minimum(x, y); break;
-    case FER_POW: r = at::pow(x, y); break;
-    case FER_MATMUL: r = at::matmul(x, y); break;
-    default: throw std::invalid_argument("unknown binary op code " + std::to_string(op));
-  }
-  *out = wrap(std::move(r));
+  *out = wrap(binary(op, get(a, "binary op"), get(b, "binary op")));
   FER_CATCH
 }
 
 char* fer_binary_scalar(int op, fer_tensor a, double s, fer_tensor* out) {
   FER_TRY
-  const at::Tensor& x = get(a, "scalar op");
-  at::Scalar y(s);
-  at::Tensor r;
-  switch (op) {
-    case FER_ADD: r = at::add(x, y); break;
-    case FER_SUB: r = at::sub(x, y); break;
-    case FER_MUL: r = at::mul(x, y); break;
-    case FER_DIV: r = at::div(x, y); break;
-    case FER_EQ: r = at::eq(x, y); break;
-    case FER_NE: r = at::ne(x, y); break;
-    case FER_LT: r = at::lt(x, y); break;
-    case FER_LE: r = at::le(x, y); break;
-    case FER_GT: r = at::gt(x, y); break;
-    case FER_GE: r = at::ge(x, y); break;
-    case FER_MAXIMUM: r = at::clamp_min(x, y); break;
-    case FER_MINIMUM: r = at::clamp_max(x, y); break;
-    case FER_POW: r = at::pow(x, y); break;
-    default: throw std::invalid_argument("op code " + std::to_string(op) + " takes no scalar");
-  }
-  *out = wrap(std::move(r));
+  *out = wrap(binary(op, get(a, "scalar op"), at::Scalar(s)));
   FER_CATCH
 }
 

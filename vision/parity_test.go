@@ -1,7 +1,6 @@
 package vision_test
 
 import (
-	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -15,30 +14,6 @@ import (
 	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/vision"
 )
-
-func writeF32(t *testing.T, path string, v []float32) {
-	t.Helper()
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readF32(t *testing.T, path string) []float32 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v
-}
 
 // TestTorchvisionParity loads torchvision's vgg16 and vgg16_bn state dicts
 // (random weights), saved by PyTorch in the zip and in the legacy format,
@@ -61,7 +36,7 @@ func TestTorchvisionParity(t *testing.T) {
 					x[i] = float32(rng.NormFloat64())
 				}
 				inputs[size] = x
-				writeF32(t, filepath.Join(dir, "x"+itoa(size)+".bin"), x)
+				pyref.MustWriteFloat32s(t, filepath.Join(dir, "x"+itoa(size)+".bin"), x)
 			}
 			if _, err := pyref.Run(py, "testdata/tv_vgg16.py", dir, arch); err != nil {
 				t.Fatal(err)
@@ -103,7 +78,7 @@ func TestTorchvisionParity(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					want := readF32(t, filepath.Join(dir, "logits"+itoa(size)+".bin"))
+					want := pyref.MustReadFloat32s(t, filepath.Join(dir, "logits"+itoa(size)+".bin"))
 					if len(got) != len(want) {
 						t.Fatalf("%d logits, want %d", len(got), len(want))
 					}

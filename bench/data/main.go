@@ -11,17 +11,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
 	"github.com/fertorch/fertorch/internal/benchdoc"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -110,11 +107,11 @@ func run() error {
 	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	peer, err := startPeer(py, script, list, cores)
+	peer, err := pyref.StartPeer(py, script, list, strconv.Itoa(cores))
 	if err != nil {
 		return err
 	}
-	defer peer.close()
+	defer peer.Close()
 
 	// The machine is shared: measure in interleaved rounds and keep each
 	// pipeline's best round, so that a burst of outside load does not land
@@ -134,12 +131,12 @@ func run() error {
 				return err
 			}
 			best(&goR, w, v)
-			v, err = peer.measure("keras", w, *seconds)
+			v, err = measure(peer, "keras", w, *seconds)
 			if err != nil {
 				return err
 			}
 			best(&keras, w, v)
-			v, err = peer.measure("torchvision", w, *seconds)
+			v, err = measure(peer, "torchvision", w, *seconds)
 			if err != nil {
 				return err
 			}
@@ -204,58 +201,18 @@ func measureGo(ds *data.Dataset, workers int, seconds float64, precise bool) (fl
 	}
 }
 
-// peerProc is the running Python peer.
-type peerProc struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Scanner
-}
-
-func startPeer(py, script, list string, procs int) (*peerProc, error) {
-	cmd := exec.Command(py, script, list, strconv.Itoa(procs))
-	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+// measure asks the peer for a rate: it answers "<samples> <seconds>".
+func measure(p *pyref.Peer, kind string, procs int, seconds float64) (float64, error) {
+	f, err := p.Ask(fmt.Sprintf("%s %d %g", kind, procs, seconds), 2)
 	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("python peer: %w", err)
-	}
-	p := &peerProc{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	if !p.out.Scan() || p.out.Text() != "ready" {
-		p.close()
-		return nil, fmt.Errorf("python peer did not start (%v)", p.out.Err())
-	}
-	return p, nil
-}
-
-func (p *peerProc) measure(kind string, procs int, seconds float64) (float64, error) {
-	if _, err := fmt.Fprintf(p.in, "%s %d %g\n", kind, procs, seconds); err != nil {
-		return 0, fmt.Errorf("python peer: %w", err)
-	}
-	if !p.out.Scan() {
-		return 0, fmt.Errorf("python peer stopped (%v)", p.out.Err())
-	}
-	f := strings.Fields(p.out.Text())
-	if len(f) != 2 {
-		return 0, fmt.Errorf("%s peer printed %q", kind, p.out.Text())
+		return 0, fmt.Errorf("%s peer: %w", kind, err)
 	}
 	n, err1 := strconv.ParseFloat(f[0], 64)
 	s, err2 := strconv.ParseFloat(f[1], 64)
 	if err := errors.Join(err1, err2); err != nil || s <= 0 {
-		return 0, fmt.Errorf("%s peer printed %q", kind, p.out.Text())
+		return 0, fmt.Errorf("%s peer printed %q", kind, strings.Join(f, " "))
 	}
 	return n / s, nil
-}
-
-func (p *peerProc) close() {
-	p.in.Close()
-	p.cmd.Wait()
 }
 
 func report(n, cores, rounds int, seconds float64, decode, goR, precise, keras, tv rates) string {

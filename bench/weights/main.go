@@ -10,14 +10,12 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
 	"github.com/fertorch/fertorch/internal/benchdoc"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -111,7 +109,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer peer.close()
+	defer peer.Close()
 
 	methods := []method{
 		{"raw read (one buffer, io.ReadFull)", rawRead},
@@ -329,42 +327,25 @@ func reportText(rounds int, sections []string, allocs map[string]float64, reside
 
 // peerProc is the running Python peer.
 type peerProc struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	out   *bufio.Scanner
+	*pyref.Peer
 	numel int64
 }
 
 func startPeer(py, script, legacy, zip string) (*peerProc, error) {
-	cmd := exec.Command(py, script, legacy, zip)
-	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	p, err := pyref.StartPeer(py, script, legacy, zip)
 	if err != nil {
 		return nil, err
 	}
-	out, err := cmd.StdoutPipe()
+	if len(p.Ready) != 1 {
+		p.Close()
+		return nil, fmt.Errorf("python peer said ready %v, want the element count", p.Ready)
+	}
+	numel, err := strconv.ParseInt(p.Ready[0], 10, 64)
 	if err != nil {
-		return nil, err
+		p.Close()
+		return nil, fmt.Errorf("python peer said ready %v: %w", p.Ready, err)
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("python peer: %w", err)
-	}
-	p := &peerProc{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	if !p.out.Scan() {
-		p.close()
-		return nil, fmt.Errorf("python peer did not start (%v)", p.out.Err())
-	}
-	f := strings.Fields(p.out.Text())
-	if len(f) != 2 || f[0] != "ready" {
-		p.close()
-		return nil, fmt.Errorf("python peer printed %q", p.out.Text())
-	}
-	if p.numel, err = strconv.ParseInt(f[1], 10, 64); err != nil {
-		p.close()
-		return nil, fmt.Errorf("python peer printed %q", p.out.Text())
-	}
-	return p, nil
+	return &peerProc{Peer: p, numel: numel}, nil
 }
 
 func (p *peerProc) load(path string, weightsOnly bool) (time.Duration, error) {
@@ -372,20 +353,14 @@ func (p *peerProc) load(path string, weightsOnly bool) (time.Duration, error) {
 	if weightsOnly {
 		flag = "1"
 	}
-	if _, err := fmt.Fprintf(p.in, "%s %s\n", path, flag); err != nil {
-		return 0, fmt.Errorf("python peer: %w", err)
-	}
-	if !p.out.Scan() {
-		return 0, fmt.Errorf("python peer stopped (%v)", p.out.Err())
-	}
-	f := strings.Fields(p.out.Text())
-	if len(f) != 2 {
-		return 0, fmt.Errorf("python peer printed %q", p.out.Text())
+	f, err := p.Ask(path+" "+flag, 2)
+	if err != nil {
+		return 0, err
 	}
 	s, err1 := strconv.ParseFloat(f[0], 64)
 	n, err2 := strconv.ParseInt(f[1], 10, 64)
 	if err := errors.Join(err1, err2); err != nil || s <= 0 {
-		return 0, fmt.Errorf("python peer printed %q", p.out.Text())
+		return 0, fmt.Errorf("python peer printed %q", strings.Join(f, " "))
 	}
 	if n != p.numel {
 		return 0, fmt.Errorf("torch.load read %d elements, want %d", n, p.numel)
@@ -393,7 +368,3 @@ func (p *peerProc) load(path string, weightsOnly bool) (time.Duration, error) {
 	return time.Duration(s * float64(time.Second)), nil
 }
 
-func (p *peerProc) close() {
-	p.in.Close()
-	p.cmd.Wait()
-}

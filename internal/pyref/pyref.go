@@ -5,8 +5,12 @@
 package pyref
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -77,4 +81,113 @@ func Run(py, script string, args ...string) ([]byte, error) {
 		return stdout.Bytes(), fmt.Errorf("%s %s: %w\n%s", py, script, err, stderr.String())
 	}
 	return stdout.Bytes(), nil
+}
+
+// Peer is a long-running Python reference process for benchmarks: it
+// answers each request line on its stdin with one reply line on its stdout,
+// so that its start-up (imports, loading data) is paid once.
+type Peer struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+	// Ready holds the fields after "ready" on the peer's first line.
+	Ready []string
+}
+
+// StartPeer runs script with args, single-threaded, and waits for its
+// first line, which must start with "ready".
+func StartPeer(py, script string, args ...string) (*Peer, error) {
+	cmd := exec.Command(py, append([]string{script}, args...)...)
+	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("python peer %s: %w", script, err)
+	}
+	p := &Peer{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	if !p.out.Scan() {
+		p.Close()
+		return nil, fmt.Errorf("python peer %s did not start (%v)", script, p.out.Err())
+	}
+	f := strings.Fields(p.out.Text())
+	if len(f) == 0 || f[0] != "ready" {
+		p.Close()
+		return nil, fmt.Errorf("python peer %s printed %q instead of ready", script, p.out.Text())
+	}
+	p.Ready = f[1:]
+	return p, nil
+}
+
+// Ask sends one request line and returns the fields of the reply, which
+// must have want fields.
+func (p *Peer) Ask(request string, want int) ([]string, error) {
+	if _, err := fmt.Fprintln(p.in, request); err != nil {
+		return nil, fmt.Errorf("python peer: %w", err)
+	}
+	if !p.out.Scan() {
+		return nil, fmt.Errorf("python peer stopped (%v)", p.out.Err())
+	}
+	f := strings.Fields(p.out.Text())
+	if len(f) != want {
+		return nil, fmt.Errorf("python peer answered %q to %q", p.out.Text(), request)
+	}
+	return f, nil
+}
+
+// Close ends the peer (its stdin closes) and waits for it.
+func (p *Peer) Close() {
+	p.in.Close()
+	p.cmd.Wait()
+}
+
+// WriteFloat32s writes values as raw little-endian float32, the format the
+// reference scripts read with numpy.fromfile.
+func WriteFloat32s(path string, values []float32) error {
+	b := make([]byte, 4*len(values))
+	for i, v := range values {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// ReadFloat32s reads a raw little-endian float32 file a reference script
+// wrote with numpy's tofile.
+func ReadFloat32s(path string) ([]float32, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("%s: %d bytes is not a whole number of float32 values", path, len(b))
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v, nil
+}
+
+// MustReadFloat32s is ReadFloat32s for tests: an error fails the test.
+func MustReadFloat32s(t testing.TB, path string) []float32 {
+	t.Helper()
+	v, err := ReadFloat32s(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// MustWriteFloat32s is WriteFloat32s for tests: an error fails the test.
+func MustWriteFloat32s(t testing.TB, path string, values []float32) {
+	t.Helper()
+	if err := WriteFloat32s(path, values); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,7 +1,6 @@
 package nn_test
 
 import (
-	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,19 +14,6 @@ import (
 	"github.com/fertorch/fertorch/torch/nn"
 	"github.com/fertorch/fertorch/torch/optim"
 )
-
-func readFloats(t *testing.T, path string) []float32 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v
-}
 
 // TestDefaultInitMatchesPyTorch: after the same seed, Conv2d and Linear get
 // bit-identical default parameters to torch.nn's.
@@ -56,7 +42,7 @@ func TestDefaultInitMatchesPyTorch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := readFloats(t, filepath.Join(dir, name+".bin"))
+		want := pyref.MustReadFloat32s(t, filepath.Join(dir, name+".bin"))
 		if len(got) != len(want) {
 			t.Fatalf("%s: %d values, want %d", name, len(got), len(want))
 		}

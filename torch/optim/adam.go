@@ -178,13 +178,7 @@ func (a *Adam) LoadState(st *State) error {
 					freeAdam(fresh)
 					return fmt.Errorf("%s state: missing %s%s", a.kind(), p.Name, suffix)
 				}
-				t, err := src.To(p.Tensor.Device(), p.Tensor.DType(), false)
-				if err == nil {
-					var c *torch.Tensor
-					c, err = copyTensor(t)
-					t.Free()
-					t = c
-				}
+				t, err := onDeviceOf(src, p.Tensor)
 				if err != nil {
 					freeAdam(fresh)
 					return fmt.Errorf("%s state %s%s: %w", a.kind(), p.Name, suffix, err)
@@ -201,15 +195,9 @@ func (a *Adam) LoadState(st *State) error {
 			fresh[p.Name] = s
 		}
 	}
-	unexpected := map[string]bool{}
-	for _, t := range st.Tensors {
-		if !known[t.Name] {
-			unexpected[t.Name] = true
-		}
-	}
-	if len(unexpected) > 0 {
+	if err := checkKnown(a.kind(), st, known); err != nil {
 		freeAdam(fresh)
-		return fmt.Errorf("%s state: entries for unknown parameters: %v", a.kind(), sortedNames(unexpected))
+		return err
 	}
 	freeAdam(a.state)
 	a.state = fresh

@@ -150,12 +150,29 @@ func copyTensor(t *torch.Tensor) (*torch.Tensor, error) {
 	return d.Clone()
 }
 
-// sortedNames is used to report unexpected state entries deterministically.
-func sortedNames(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// onDeviceOf returns an independent copy of a saved state tensor with
+// param's device and dtype.
+func onDeviceOf(src, param *torch.Tensor) (*torch.Tensor, error) {
+	t, err := src.To(param.Device(), param.DType(), false)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(out)
-	return out
+	defer t.Free()
+	return copyTensor(t)
+}
+
+// checkKnown reports, in name order, the state tensors that belong to no
+// parameter of the optimizer.
+func checkKnown(kind string, s *State, known map[string]bool) error {
+	var unknown []string
+	for _, t := range s.Tensors {
+		if !known[t.Name] {
+			unknown = append(unknown, t.Name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	return fmt.Errorf("%s state: entries for unknown parameters: %v", kind, unknown)
 }

@@ -1,7 +1,6 @@
 package optim_test
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -47,30 +46,6 @@ func (c optimConfig) build(params []*torch.Tensor) (optim.Optimizer, error) {
 	default:
 		return optim.NewSGD(groups, optim.SGDOptions{Momentum: c.Momentum, Dampening: c.Dampening, Nesterov: c.Nesterov})
 	}
-}
-
-func writeFloats(t *testing.T, path string, v []float32) {
-	t.Helper()
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readFloats(t *testing.T, path string) []float32 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v
 }
 
 func randomFloats(rng *rand.Rand, n int, scale float32) []float32 {
@@ -131,13 +106,13 @@ func TestOptimizerParityWithPyTorch(t *testing.T) {
 			n *= int(s[1])
 		}
 		init[i] = randomFloats(rng, n, 1)
-		writeFloats(t, filepath.Join(dir, "p"+string(rune('0'+i))+".init.bin"), init[i])
+		pyref.MustWriteFloat32s(t, filepath.Join(dir, "p"+string(rune('0'+i))+".init.bin"), init[i])
 	}
 	for k := range grads {
 		grads[k] = make([][]float32, len(shapes))
 		for i := range shapes {
 			grads[k][i] = randomFloats(rng, len(init[i]), 0.5)
-			writeFloats(t, filepath.Join(dir, "p"+string(rune('0'+i))+".grad"+itoa(k)+".bin"), grads[k][i])
+			pyref.MustWriteFloat32s(t, filepath.Join(dir, "p"+string(rune('0'+i))+".grad"+itoa(k)+".bin"), grads[k][i])
 		}
 	}
 	configs := []optimConfig{
@@ -159,7 +134,7 @@ func TestOptimizerParityWithPyTorch(t *testing.T) {
 	before := torch.LiveTensors()
 	for _, cfg := range configs {
 		t.Run(cfg.Name, func(t *testing.T) {
-			want := readFloats(t, filepath.Join(dir, cfg.Name+".traj.bin"))
+			want := pyref.MustReadFloat32s(t, filepath.Join(dir, cfg.Name+".traj.bin"))
 			params := make([]*torch.Tensor, len(shapes))
 			for i, s := range shapes {
 				p, err := torch.FromFloat32s(init[i], s...)

@@ -113,13 +113,7 @@ func (s *SGD) LoadState(st *State) error {
 			if src == nil {
 				continue
 			}
-			t, err := src.To(p.Tensor.Device(), p.Tensor.DType(), false)
-			if err == nil {
-				var c *torch.Tensor
-				c, err = copyTensor(t)
-				t.Free()
-				t = c
-			}
+			t, err := onDeviceOf(src, p.Tensor)
 			if err != nil {
 				free()
 				return fmt.Errorf("sgd state %s: %w", name, err)
@@ -127,15 +121,9 @@ func (s *SGD) LoadState(st *State) error {
 			fresh[p.Name] = t
 		}
 	}
-	unexpected := map[string]bool{}
-	for _, t := range st.Tensors {
-		if !known[t.Name] {
-			unexpected[t.Name] = true
-		}
-	}
-	if len(unexpected) > 0 {
+	if err := checkKnown("sgd", st, known); err != nil {
 		free()
-		return fmt.Errorf("sgd state: entries for unknown parameters: %v", sortedNames(unexpected))
+		return err
 	}
 	s.Free()
 	s.bufs = fresh
