@@ -367,4 +367,3 @@ func (p *peerProc) load(path string, weightsOnly bool) (time.Duration, error) {
 	}
 	return time.Duration(s * float64(time.Second)), nil
 }
-
