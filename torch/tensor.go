@@ -502,17 +502,24 @@ func (t *Tensor) copyIn(op string, want DType, ptr unsafe.Pointer, nbytes int) e
 // slice without copying (for filling pinned staging buffers). The slice is
 // valid only while the tensor is alive.
 func (t *Tensor) HostFloat32s() ([]float32, error) {
-	if err := live("host_float32s", named{"tensor", t}); err != nil {
+	return hostSlice[float32](t, "host_float32s", Float32)
+}
+
+// HostInt64s is HostFloat32s for an int64 tensor.
+func (t *Tensor) HostInt64s() ([]int64, error) { return hostSlice[int64](t, "host_int64s", Int64) }
+
+func hostSlice[E any](t *Tensor, op string, want DType) ([]E, error) {
+	if err := live(op, named{"tensor", t}); err != nil {
 		return nil, err
 	}
-	if t.DType() != Float32 {
-		return nil, &Error{Op: "host_float32s", Inputs: []string{"tensor " + t.describe()}, Msg: "not float32"}
+	if t.DType() != want {
+		return nil, &Error{Op: op, Inputs: []string{"tensor " + t.describe()}, Msg: "not " + want.String()}
 	}
 	p := C.fer_data_ptr(t.h)
 	if p == nil {
-		return nil, &Error{Op: "host_float32s", Inputs: []string{"tensor " + t.describe()}, Msg: "not a contiguous CPU tensor"}
+		return nil, &Error{Op: op, Inputs: []string{"tensor " + t.describe()}, Msg: "not a contiguous CPU tensor"}
 	}
-	return unsafe.Slice((*float32)(p), t.Numel()), nil
+	return unsafe.Slice((*E)(p), t.Numel()), nil
 }
 
 // Item is the value of a one-element tensor as a float64.

@@ -18,13 +18,16 @@ import (
 type Staging struct {
 	dev    torch.Device
 	shape  []int64
-	pinned []*torch.Tensor
+	pinned []pinnedPair
 	// queuedAt[i] is the upload count when buffer i's copy was queued;
 	// syncedAt is the upload count at the last known synchronisation.
 	queuedAt []int
 	uploads  int
 	syncedAt int
 }
+
+// pinnedPair is one page-locked buffer for a batch's images and labels.
+type pinnedPair struct{ images, labels *torch.Tensor }
 
 // stagingBuffers is how many pinned buffers rotate.
 const stagingBuffers = 2
@@ -34,8 +37,13 @@ func NewStaging(dev torch.Device, shape []int64) (*Staging, error) {
 	s := &Staging{dev: dev, shape: append([]int64(nil), shape...)}
 	if dev.IsCUDA() {
 		for i := 0; i < stagingBuffers; i++ {
-			p, err := torch.Empty(shape, torch.Options{Pinned: true})
+			var p pinnedPair
+			var err error
+			if p.images, err = torch.Empty(shape, torch.Options{Pinned: true}); err == nil {
+				p.labels, err = torch.Empty(shape[:1], torch.Options{DType: torch.Int64, Pinned: true})
+			}
 			if err != nil {
+				p.images.Free()
 				s.Free()
 				return nil, fmt.Errorf("pinned staging buffer: %w", err)
 			}
@@ -61,56 +69,69 @@ func (s *Staging) Upload(scope *torch.Scope, images []float32, labels []int64, c
 	}
 	shape := []int64{n, s.shape[1], s.shape[2], s.shape[3]}
 	if s.pinned == nil {
-		if x, err = scope.Own(torch.FromFloat32s(images, shape...)); err != nil {
-			return nil, nil, err
+		if x, err = scope.Own(torch.FromFloat32s(images, shape...)); err == nil {
+			y, err = scope.Own(torch.FromInt64s(labels, n))
 		}
-	} else {
-		i := s.uploads % len(s.pinned)
-		if s.queuedAt[i] >= s.syncedAt {
-			if err := torch.Synchronize(s.dev); err != nil {
-				return nil, nil, err
-			}
-			s.Synced()
-		}
-		host, err := s.pinned[i].HostFloat32s()
 		if err != nil {
 			return nil, nil, err
 		}
-		copy(host, images)
-		src, err := scope.Own(s.pinned[i].Narrow(0, 0, n))
-		if err != nil {
-			return nil, nil, err
-		}
-		if x, err = src.To(s.dev, torch.Float32, true); err != nil {
-			return nil, nil, err
-		}
-		s.queuedAt[i] = s.uploads
-		s.uploads++
-	}
-	if x.Device() != s.dev {
-		if x, err = x.ToDevice(s.dev); err != nil {
-			return nil, nil, err
-		}
+	} else if x, y, err = s.uploadPinned(scope, images, labels, shape); err != nil {
+		return nil, nil, err
 	}
 	if channelsLast {
 		if x, err = x.ChannelsLast(); err != nil {
 			return nil, nil, err
 		}
 	}
-	yh, err := scope.Own(torch.FromInt64s(labels, n))
+	return x, y, nil
+}
+
+// uploadPinned fills the next pinned buffer pair and queues non-blocking
+// copies of it to the device.
+func (s *Staging) uploadPinned(scope *torch.Scope, images []float32, labels []int64, shape []int64) (x, y *torch.Tensor, err error) {
+	i := s.uploads % len(s.pinned)
+	if s.queuedAt[i] >= s.syncedAt {
+		if err := torch.Synchronize(s.dev); err != nil {
+			return nil, nil, err
+		}
+		s.Synced()
+	}
+	buf := s.pinned[i]
+	hostImages, err := buf.images.HostFloat32s()
 	if err != nil {
 		return nil, nil, err
 	}
-	if y, err = yh.ToDevice(s.dev); err != nil {
+	hostLabels, err := buf.labels.HostInt64s()
+	if err != nil {
 		return nil, nil, err
 	}
+	copy(hostImages, images)
+	copy(hostLabels, labels)
+	n := shape[0]
+	srcX, err := scope.Own(buf.images.Narrow(0, 0, n))
+	if err != nil {
+		return nil, nil, err
+	}
+	srcY, err := scope.Own(buf.labels.Narrow(0, 0, n))
+	if err != nil {
+		return nil, nil, err
+	}
+	if x, err = srcX.To(s.dev, torch.Float32, true); err != nil {
+		return nil, nil, err
+	}
+	if y, err = srcY.To(s.dev, torch.Int64, true); err != nil {
+		return nil, nil, err
+	}
+	s.queuedAt[i] = s.uploads
+	s.uploads++
 	return x, y, nil
 }
 
 // Free releases the pinned buffers.
 func (s *Staging) Free() {
 	for _, p := range s.pinned {
-		p.Free()
+		p.images.Free()
+		p.labels.Free()
 	}
 	s.pinned = nil
 }
