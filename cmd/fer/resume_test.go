@@ -79,7 +79,8 @@ func modelBytes(t *testing.T, path string) map[string][]byte {
 // TestKilledRunResumesExactly kills a training run with SIGKILL in the
 // middle of an epoch, resumes it, and checks that it ends with the same
 // weights, optimizer state and history (bit for bit, times aside) as an
-// uninterrupted run with the same seed.
+// uninterrupted run with the same seed; then the same for a run stopped
+// with Ctrl-C.
 func TestKilledRunResumesExactly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains three short runs")
@@ -134,24 +135,61 @@ func TestKilledRunResumesExactly(t *testing.T) {
 		t.Errorf("resume did not start mid-epoch:\n%s", out)
 	}
 
-	want := modelBytes(t, filepath.Join(straight, train.LastCheckpoint))
-	got := modelBytes(t, filepath.Join(killed, train.LastCheckpoint))
-	if len(got) != len(want) {
-		t.Fatalf("%d tensors after resume, %d uninterrupted", len(got), len(want))
+	sameRun(t, straight, killed)
+
+	// Ctrl-C (SIGINT) in the middle of the first epoch: the run saves where
+	// it stopped, says how to continue, and --resume ends identical too.
+	interrupted := filepath.Join(dir, "interrupted")
+	cmd = exec.Command(fer, trainArgs(layout, interrupted)...)
+	log.Reset()
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	for name, w := range want {
-		if !bytes.Equal(got[name], w) {
-			t.Errorf("%s differs between the resumed and the uninterrupted run", name)
+	last = filepath.Join(interrupted, train.LastCheckpoint)
+	for deadline = time.Now().Add(3 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no checkpoint appeared:\n%s", log.String())
+		}
+		if _, err := os.Stat(last); err == nil {
+			break
 		}
 	}
-	hw := historyWithoutTimes(t, filepath.Join(straight, train.HistoryCSV))
-	hg := historyWithoutTimes(t, filepath.Join(killed, train.HistoryCSV))
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(log.String(), "interrupted; continue with: fer train --resume "+interrupted) {
+		t.Fatalf("interrupted run: %v\n%s", err, log.String())
+	}
+	if out, err := exec.Command(fer, "train", "--resume", interrupted, "--progress", "off").CombinedOutput(); err != nil {
+		t.Fatalf("resume after interrupt: %v\n%s", err, out)
+	}
+	sameRun(t, straight, interrupted)
+}
+
+// sameRun checks that two run folders end with the same weights, optimizer
+// state and history (times aside).
+func sameRun(t *testing.T, want, got string) {
+	t.Helper()
+	w := modelBytes(t, filepath.Join(want, train.LastCheckpoint))
+	g := modelBytes(t, filepath.Join(got, train.LastCheckpoint))
+	if len(g) != len(w) {
+		t.Fatalf("%s: %d tensors, %s: %d", got, len(g), want, len(w))
+	}
+	for name, wb := range w {
+		if !bytes.Equal(g[name], wb) {
+			t.Errorf("%s differs between %s and the uninterrupted run", name, filepath.Base(got))
+		}
+	}
+	hw := historyWithoutTimes(t, filepath.Join(want, train.HistoryCSV))
+	hg := historyWithoutTimes(t, filepath.Join(got, train.HistoryCSV))
 	if len(hw) != 2 || len(hg) != len(hw) {
 		t.Fatalf("histories have %d and %d epochs", len(hw), len(hg))
 	}
 	for i := range hw {
 		if hw[i] != hg[i] {
-			t.Errorf("epoch %d history: resumed %+v, uninterrupted %+v", i+1, hg[i], hw[i])
+			t.Errorf("epoch %d history of %s: %+v, uninterrupted %+v", i+1, filepath.Base(got), hg[i], hw[i])
 		}
 	}
 }
