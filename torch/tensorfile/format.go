@@ -54,6 +54,25 @@ func DetectFormat(head []byte) Format {
 // from the file's content rather than its name. .pth files are read with
 // the zero PTHOptions: they must hold a flat dict of tensors.
 func ReadFile(path string) (*File, error) {
+	return readPath(path, func(r io.ReaderAt, size int64) (*File, error) {
+		var head [16]byte
+		n, err := r.ReadAt(head[:], 0)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		switch DetectFormat(head[:n]) {
+		case FormatPTHZip, FormatPTHLegacy:
+			return ReadPTH(r, size, PTHOptions{})
+		case FormatSafetensors:
+			return ReadSafetensors(r, size)
+		}
+		return nil, fmt.Errorf("unknown weight file format (not a PyTorch .pth or a safetensors file)")
+	})
+}
+
+// readPath opens the file at path and hands it and its size to read; the
+// errors read returns are prefixed with the path.
+func readPath(path string, read func(r io.ReaderAt, size int64) (*File, error)) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -63,20 +82,7 @@ func ReadFile(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	var head [16]byte
-	n, err := f.ReadAt(head[:], 0)
-	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var file *File
-	switch DetectFormat(head[:n]) {
-	case FormatPTHZip, FormatPTHLegacy:
-		file, err = ReadPTH(f, st.Size(), PTHOptions{})
-	case FormatSafetensors:
-		file, err = ReadSafetensors(f, st.Size())
-	default:
-		err = fmt.Errorf("unknown weight file format (not a PyTorch .pth or a safetensors file)")
-	}
+	file, err := read(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

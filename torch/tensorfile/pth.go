@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,20 +51,9 @@ const copySlack = 16 << 20
 // ReadPTHFile reads a PyTorch .pth file in the zip or the legacy format.
 // Errors name the file.
 func ReadPTHFile(path string, opts PTHOptions) (*File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	file, err := ReadPTH(f, st.Size(), opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return file, nil
+	return readPath(path, func(r io.ReaderAt, size int64) (*File, error) {
+		return ReadPTH(r, size, opts)
+	})
 }
 
 // ReadPTH reads a PyTorch .pth file of size bytes from r, in the zip format

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"unicode/utf8"
 )
@@ -22,20 +21,7 @@ const metadataKey = "__metadata__"
 
 // ReadSafetensorsFile reads a safetensors file. Errors name the file.
 func ReadSafetensorsFile(path string) (*File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	file, err := ReadSafetensors(f, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return file, nil
+	return readPath(path, ReadSafetensors)
 }
 
 // stTensor is one tensor of a safetensors header, as found in the file.
