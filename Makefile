@@ -50,7 +50,7 @@ BUILD := build
 SHIM := $(BUILD)/libfertorch.so
 BINARIES := $(BUILD)/fer
 
-.PHONY: all shim build deps test test-short vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights demo train clean help
+.PHONY: all shim build deps test test-short test-libtorch2 vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights demo train clean help
 
 all: build
 
@@ -59,11 +59,12 @@ help:
 	@echo "make demo         generate a small synthetic dataset and run prepare/train/eval/predict on it (CPU)"
 	@echo "make train        real run: fetch data and weights, prepare, train VGG16, eval (CUDA box)"
 	@echo "make build        build $(SHIM) and the fer command into $(BUILD)/"
+	@echo "make test-libtorch2  build the shim and run the tests against libtorch 2.x (Debian trixie root; root needed)"
 	@echo "make bench        all benchmarks (bench-ops, bench-data, bench-weights, bench-train)"
 	@echo "LIBTORCH=/path    build against that libtorch instead of Debian's libtorch-dev"
 
 deps:
-	scripts/install-libtorch.sh --with-python
+	scripts/install-libtorch.sh --with-test-tools
 	$(GO) mod download
 
 shim: $(SHIM)
@@ -94,6 +95,11 @@ test: deps $(SHIM) vet
 
 test-short: $(SHIM)
 	$(GO) test -short -count=1 ./...
+
+# The same tests against libtorch 2.x and PyTorch 2.x peers, in a Debian
+# trixie root made and cached by the script (root needed; see its --help).
+test-libtorch2:
+	scripts/test-libtorch2.sh
 
 FUZZTIME ?= 5s
 fuzz:

@@ -11,15 +11,16 @@
 #       On Debian/Ubuntu, install Debian's libtorch-dev (CPU) with apt when it is
 #       missing. Needs root or sudo.
 #
-# With --with-python it also installs the Python peers the tests compare against
-# (python3-torch, python3-torchvision, python3-scipy, python3-pil, python3-sklearn). They are used by
-# tests and benchmarks only, never by fertorch itself.
+# With --with-test-tools it also installs what the tests use: the Python peers
+# they compare against (python3-torch, python3-torchvision, python3-scipy,
+# python3-pil, python3-sklearn) and shellcheck for the scripts. They serve
+# tests and benchmarks only, never fertorch itself.
 set -euo pipefail
 
-with_python=0
+with_tools=0
 for arg in "$@"; do
   case "$arg" in
-    --with-python) with_python=1 ;;
+    --with-test-tools) with_tools=1 ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "install-libtorch: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
@@ -33,7 +34,7 @@ if [ -n "${LIBTORCH:-}" ]; then
     die "LIBTORCH=$LIBTORCH has no include/torch/csrc/api/include/torch/torch.h (is it a libtorch folder?)"
   ls "$LIBTORCH"/lib/libtorch*.so >/dev/null 2>&1 || die "LIBTORCH=$LIBTORCH has no lib/libtorch*.so"
   echo "install-libtorch: using libtorch at $LIBTORCH"
-  [ "$with_python" = 0 ] && exit 0
+  [ "$with_tools" = 0 ] && exit 0
 fi
 
 SUDO=""
@@ -46,8 +47,8 @@ pkgs=()
 if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then
   pkgs+=(libtorch-dev)
 fi
-if [ "$with_python" = 1 ]; then
-  for p in python3-torch python3-torchvision python3-scipy python3-pil python3-sklearn; do
+if [ "$with_tools" = 1 ]; then
+  for p in python3-torch python3-torchvision python3-scipy python3-pil python3-sklearn shellcheck; do
     dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
   done
 fi

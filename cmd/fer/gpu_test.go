@@ -229,15 +229,21 @@ func TestGPUCheckRecordsFailures(t *testing.T) {
 	}
 }
 
-// TestGPUCheckShellcheck runs shellcheck on the script when it is installed.
-func TestGPUCheckShellcheck(t *testing.T) {
+// TestScriptsShellcheck runs shellcheck on every shell script of the
+// repository (scripts/*.sh and .ci/run) when it is installed.
+func TestScriptsShellcheck(t *testing.T) {
 	sc, err := exec.LookPath("shellcheck")
 	if err != nil {
 		t.Skip("skipping: shellcheck is not installed (apt-get install shellcheck)")
 	}
-	out, err := exec.Command(sc, filepath.Join(repoRoot, "scripts", "gpu-check.sh")).CombinedOutput()
-	if err != nil {
-		t.Errorf("shellcheck scripts/gpu-check.sh: %v\n%s", err, out)
+	scripts, err := filepath.Glob(filepath.Join(repoRoot, "scripts", "*.sh"))
+	if err != nil || len(scripts) < 7 {
+		t.Fatalf("found %d scripts in scripts/ (%v), want at least 7", len(scripts), err)
+	}
+	for _, script := range append(scripts, filepath.Join(repoRoot, ".ci", "run")) {
+		if out, err := exec.Command(sc, script).CombinedOutput(); err != nil {
+			t.Errorf("shellcheck %s: %v\n%s", script, err, out)
+		}
 	}
 }
 
