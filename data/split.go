@@ -153,14 +153,7 @@ func SplitDataset(d *Dataset, cfg SplitConfig) (*Split, error) {
 		perm := r.Perm(len(samples))
 		nv := int(math.Ceil(cfg.ValidFraction * float64(len(samples))))
 		nt := int(math.Ceil(cfg.TestFraction * float64(len(samples)-nv)))
-		for k, i := range perm {
-			switch {
-			case k < nv:
-				part[i] = 1
-			case k < nv+nt:
-				part[i] = 2
-			}
-		}
+		assignInOrder(part, perm, nv, nt)
 	case SplitStratified:
 		byClass := map[int][]int{}
 		for i, s := range samples {
@@ -183,14 +176,7 @@ func SplitDataset(d *Dataset, cfg SplitConfig) (*Split, error) {
 			if nt == 0 && cfg.TestFraction > 0 && n-nv >= 2 {
 				nt = 1
 			}
-			for k, i := range idx {
-				switch {
-				case k < nv:
-					part[i] = 1
-				case k < nv+nt:
-					part[i] = 2
-				}
-			}
+			assignInOrder(part, idx, nv, nt)
 		}
 	case SplitBySubject:
 		groups := map[string][]int{}
@@ -261,6 +247,19 @@ func SplitDataset(d *Dataset, cfg SplitConfig) (*Split, error) {
 		}
 	}
 	return sp, nil
+}
+
+// assignInOrder puts the first nv samples of order in the validation part
+// (1), the next nt in the test part (2) and leaves the rest in train (0).
+func assignInOrder(part []int8, order []int, nv, nt int) {
+	for k, i := range order {
+		switch {
+		case k < nv:
+			part[i] = 1
+		case k < nv+nt:
+			part[i] = 2
+		}
+	}
 }
 
 // dedupeContent hashes every file and keeps the first of each group of
