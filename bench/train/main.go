@@ -108,8 +108,13 @@ func run() error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", sectionTitle)
-	fmt.Fprintf(&b, "Command: `make bench-train` (`go run ./bench/train -size %d -batch %d -epochs %d`). Date: %s. Machine: %s, %d cores (shared), libtorch %s (Debian, CPU).\n\n",
-		*size, *batch, *epochs, time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), runtime.NumCPU(), "1.13")
+	version, err := exec.Command(fer, "version").Output()
+	if err != nil {
+		return fmt.Errorf("fer version: %w", err)
+	}
+	libtorch, _, _ := strings.Cut(string(version), "\n")
+	fmt.Fprintf(&b, "Command: `make bench-train` (`go run ./bench/train -size %d -batch %d -epochs %d`). Date: %s. Machine: %s, %d cores (shared), %s.\n\n",
+		*size, *batch, *epochs, time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), runtime.NumCPU(), libtorch)
 	fmt.Fprintf(&b, "The real sample (%s) prepared by-subject; both train the seed's model (VGG16, Keras' last 4 base layers trainable, Flatten-Dense 1024-Dropout-Dense head, Adam, class-weighted loss) at %dx%d, batch %d, with Keras-like augmentation, %d libtorch threads and %d data workers, from random weights. fertorch: `fer train` (decodes each image once, augments in goroutines); PyTorch: `bench/train/pytorch_train.py` (ImageFolder + torchvision transforms + DataLoader workers, every image read and augmented every epoch). Training images per second of the last of %d epochs (data loading included).\n\n",
 		*source, *size, *size, *batch, *threads, *workers, *epochs)
 	fmt.Fprintln(&b, "| trainer | train images/s | ratio fertorch/PyTorch |")
