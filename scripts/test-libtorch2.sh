@@ -2,9 +2,10 @@
 # Builds the shim against libtorch 2.x and runs the Go tests on it, with
 # PyTorch 2.x, torchvision and scipy of the same release as the parity peers.
 #
-# Debian's stable release ships libtorch 1.13; Debian 13 (trixie) ships 2.6.
-# This script makes a trixie root once (debootstrap, cached in
-# $FERTORCH_LIBTORCH2_ROOT, default /var/cache/fertorch/trixie), installs
+# Debian 12 (bookworm) ships libtorch 1.13, Debian 13 (trixie) 2.6 and
+# Debian unstable (sid) the newest. This script makes a Debian root once
+# (FERTORCH_LIBTORCH2_SUITE, default trixie; debootstrap, cached in
+# $FERTORCH_LIBTORCH2_ROOT, default /var/cache/fertorch/<suite>), installs
 # libtorch-dev, g++ and the Python peers in it, copies the working tree in
 # (tracked and untracked, not ignored files) and runs, inside it with this
 # machine's Go toolchain and module cache:
@@ -32,8 +33,8 @@ case "${1:-}" in
 esac
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-root=${FERTORCH_LIBTORCH2_ROOT:-/var/cache/fertorch/trixie}
 suite=${FERTORCH_LIBTORCH2_SUITE:-trixie}
+root=${FERTORCH_LIBTORCH2_ROOT:-/var/cache/fertorch/$suite}
 mirror=${FERTORCH_LIBTORCH2_MIRROR:-http://deb.debian.org/debian}
 testflags=${FERTORCH_LIBTORCH2_TESTFLAGS:-}
 packages=(libtorch-dev g++ make ca-certificates python3-torch python3-torchvision
@@ -119,7 +120,9 @@ unshare --mount --propagation private bash -euo pipefail -c '
 		samplein=/sample
 	fi
 	echo "test-libtorch2: installing libtorch and the Python peers in the root" >&2
-	chroot "$root" apt-get update -q >&2
+	# Signatures are checked; a mirror whose unstable Release file has passed
+	# its Valid-Until date is still used (the root only runs tests).
+	chroot "$root" apt-get -o Acquire::Check-Valid-Until=false update -q >&2
 	chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $pkgs >&2
 	chroot "$root" env -i HOME=/root PATH=/usr/local/go/bin:/usr/bin:/bin \
 		GOMODCACHE=/gomodcache GOFLAGS=-buildvcs=false GOTOOLCHAIN=local \
