@@ -50,12 +50,20 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		train.WritePredictions(stdout, preds)
+		if len(skipped) > 0 {
+			fmt.Fprintln(stderr)
+			if err := data.WriteSkipReport(stderr, skipped); err != nil {
+				return err
+			}
+		}
 	}
-	train.WritePredictions(stdout, preds)
-	if len(skipped) > 0 {
-		fmt.Fprintln(stderr)
-		return data.WriteSkipReport(stderr, skipped)
+	if len(preds) == 0 {
+		return fmt.Errorf("none of the %d files given could be read as an image", len(skipped))
 	}
 	return nil
 }

@@ -194,9 +194,11 @@ func sameRun(t *testing.T, want, got string) {
 	}
 }
 
-// TestDamagedCheckpointsAreRefused: a truncated checkpoint and one with a
-// flipped byte are refused with errors that say so, by resume and by eval.
-func TestDamagedCheckpointsAreRefused(t *testing.T) {
+// TestDamagedCheckpointsAndUnreadableImages: a truncated checkpoint and one
+// with a flipped byte are refused with errors that say so, by the loader and
+// by eval; predict lists a file that is no image as skipped and fails when
+// no image is left.
+func TestDamagedCheckpointsAndUnreadableImages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a short run")
 	}
@@ -235,6 +237,27 @@ func TestDamagedCheckpointsAreRefused(t *testing.T) {
 	}
 	if !strings.Contains(errString(train.LoadCheckpoint(filepath.Join(dir, "flipped.safetensors"))), "checksum mismatch") {
 		t.Error("a flipped data byte is not reported as a checksum mismatch")
+	}
+
+	// predict with the good checkpoint: a file that is no image is listed as
+	// skipped, and when nothing is left the command fails instead of
+	// printing nothing.
+	best := filepath.Join(run, train.BestCheckpoint)
+	notImage := filepath.Join(dir, "notes.jpg")
+	if err := os.WriteFile(notImage, []byte("not a picture"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	images, err := filepath.Glob(filepath.Join(layout, "valid", "*", "*"))
+	if err != nil || len(images) == 0 {
+		t.Fatalf("no validation images: %v", err)
+	}
+	out, err := exec.Command(fer, "predict", "--checkpoint", best, "--top-k", "2", images[0], notImage).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), images[0]+"\t") || !strings.Contains(string(out), "skipped: 1") || !strings.Contains(string(out), notImage) {
+		t.Errorf("predict on an image and a text file: %v\n%s", err, out)
+	}
+	out, err = exec.Command(fer, "predict", "--checkpoint", best, notImage).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "none of the 1 files given could be read as an image") {
+		t.Errorf("predict on a text file only: %v\n%s", err, out)
 	}
 }
 
