@@ -161,6 +161,13 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	if dev.IsCUDA() {
 		torch.SetCuDNNBenchmark(true)
 	}
+	// A wrong --data is the common mistake: say so before making the run
+	// folder, so that it leaves nothing behind.
+	for _, part := range []string{"train", "valid"} {
+		if _, err := os.Stat(filepath.Join(c.Data.Dir, part)); err != nil {
+			return fmt.Errorf("%w (run `fer prepare` first?)", err)
+		}
+	}
 	if err := os.MkdirAll(c.Output, 0o755); err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}

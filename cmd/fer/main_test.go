@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -45,5 +47,24 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"train", "--epochs", "0"}, &out, &errb); code != 2 {
 		t.Errorf("invalid config exit %d, want 2", code)
+	}
+}
+
+// TestTrainWithoutDataLeavesNothing: a --data folder that is not a prepared
+// layout is reported before the run folder is made.
+func TestTrainWithoutDataLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	output := filepath.Join(dir, "run")
+	var out, errb bytes.Buffer
+	code := run([]string{"train", "--data", filepath.Join(dir, "nope"), "-o", output, "--progress", "off"}, &out, &errb)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := "stat " + filepath.Join(dir, "nope", "train") + ": no such file or directory (run `fer prepare` first?)"
+	if !strings.Contains(errb.String(), want) {
+		t.Errorf("stderr %q lacks %q", errb.String(), want)
+	}
+	if _, err := os.Stat(output); !os.IsNotExist(err) {
+		t.Errorf("the run folder was made (%v)", err)
 	}
 }
