@@ -18,7 +18,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("data", "", "labelled images in class folders, e.g. work/data/test")
 	legend := fs.String("legend", "", "legend CSV (user.id,image,emotion) instead of --data")
 	images := fs.String("images", "", "images folder for --legend")
-	out := fs.String("out", "", "folder for results.csv, ground_truth.csv, predictions.csv, metrics.json/txt, confusion.png (default: next to the checkpoint, eval-<data folder name>)")
+	out := fs.StringP("out", "o", "", "folder for results.csv, ground_truth.csv, predictions.csv, metrics.json/txt, confusion.png (default: next to the checkpoint, eval-<data folder name>)")
 	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
 	batch := fs.Int("batch-size", 64, "images per batch")
 	workers := fs.Int("workers", 0, "decoding goroutines (0: one per core)")

@@ -15,7 +15,7 @@ func runPrepare(args []string, stdout, stderr io.Writer) error {
 	source := fs.String("source", "work/facial_expressions", "dataset folder holding data/legend.csv and images/")
 	legend := fs.String("legend", "", "legend CSV (default: SOURCE/data/legend.csv)")
 	images := fs.String("images", "", "images folder (default: SOURCE/images)")
-	out := fs.String("out", "work/data", "where to write train/, valid/ and test/ class folders")
+	out := fs.StringP("out", "o", "work/data", "where to write train/, valid/ and test/ class folders")
 	scheme := fs.String("split", "by-subject", "split scheme: seed (the tutorial's random split), stratified or by-subject (no person in two splits)")
 	valid := fs.Float64("valid", 0.10, "share of the images for validation")
 	test := fs.Float64("test", 0.05, "share of the remaining images for the test split")

@@ -11,7 +11,7 @@ import (
 
 func runSynth(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("synth", "synth --out DIR [flags]", stderr)
-	out := fs.String("out", "work/synth", "folder to write data/legend.csv and images/ into")
+	out := fs.StringP("out", "o", "work/synth", "folder to write data/legend.csv and images/ into")
 	seed := fs.Uint64("seed", 1, "generator seed (same seed, same files)")
 	perClass := fs.Int("per-class", 60, "images per class")
 	classes := fs.String("classes", "", "comma-separated classes (default: the eight emotions)")
