@@ -29,7 +29,7 @@ step "prepare: legend -> by-subject train/valid/test split -> $OUT/data"
 "$FER" prepare --source "$OUT/synth" --out "$OUT/data" --split by-subject --valid 0.2 --test 0.1 --seed 1
 
 step "train (configs/demo.yaml: vgg16_bn from scratch at 32x32, CPU)"
-"$FER" train --config configs/demo.yaml
+"$FER" train --config configs/demo.yaml --overwrite
 
 step "eval on the test split"
 "$FER" eval --checkpoint "$OUT/run/best.safetensors" --data "$OUT/data/test" --out "$OUT/run/eval"

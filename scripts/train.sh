@@ -10,9 +10,12 @@
 #   SPLIT=by-subject|stratified|seed   (default by-subject)
 #   WORK=work  RUN=runs/vgg16  WEIGHTS=weights
 #   TRAIN_FLAGS="..."             extra flags for fer train (e.g. --channels-last --epochs 20)
+#
+# Run it again after an interruption and it continues the run in $RUN
+# (fer train --resume) instead of starting over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-case "${1:-}" in -h|--help) sed -n '2,13p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,15p' "$0"; exit 0 ;; esac
 FER=build/fer
 WORK=${WORK:-work}
 RUN=${RUN:-runs/vgg16}
@@ -29,9 +32,15 @@ step "pretrained weights"
 scripts/fetch-weights.sh --dir "$WEIGHTS"
 step "prepare ($SPLIT split)"
 "$FER" prepare --source "$WORK/facial_expressions" --out "$WORK/data" --split "$SPLIT"
-step "train"
-# shellcheck disable=SC2086 # TRAIN_FLAGS is a list of flags
-"$FER" train --config configs/seed.yaml --data "$WORK/data" --weights "$WEIGHTS/vgg16-397923af.pth" \
-  --device "$DEVICE" --precision "$PRECISION" --output "$RUN" ${TRAIN_FLAGS:-}
+if [ -f "$RUN/last.safetensors" ]; then
+  # Run again after an interruption (a lost spot VM, Ctrl-C): continue.
+  step "train: continuing the run in $RUN (set RUN=another/folder for a new one)"
+  "$FER" train --resume "$RUN"
+else
+  step "train"
+  # shellcheck disable=SC2086 # TRAIN_FLAGS is a list of flags
+  "$FER" train --config configs/seed.yaml --data "$WORK/data" --weights "$WEIGHTS/vgg16-397923af.pth" \
+    --device "$DEVICE" --precision "$PRECISION" --output "$RUN" ${TRAIN_FLAGS:-}
+fi
 step "evaluate on the test split"
 "$FER" eval --checkpoint "$RUN/best.safetensors" --data "$WORK/data/test" --out "$RUN/eval" --device "$DEVICE"

@@ -24,8 +24,8 @@ import (
 // Options are the parts of a training run that are not configuration.
 type Options struct {
 	// Resume continues from a full checkpoint (a file, or a run folder whose
-	// last.safetensors is used) with the checkpoint's config; the config
-	// given to Train is ignored.
+	// last.safetensors is used) with the checkpoint's config, in the
+	// checkpoint's folder; the config given to Train is ignored.
 	Resume string
 	// Epochs, when set with Resume, changes the number of epochs (to train
 	// longer than first planned).
@@ -34,7 +34,15 @@ type Options struct {
 	Log io.Writer
 	// ProgressBar draws a progress bar on Log (for terminals).
 	ProgressBar bool
+	// Overwrite lets a new run take a folder that holds an earlier run's
+	// checkpoints: the files Train writes there are removed first. Without
+	// it Train refuses such a folder with ErrRunExists.
+	Overwrite bool
 }
+
+// ErrRunExists is wrapped by the error of a new run whose folder already
+// holds a run's checkpoints.
+var ErrRunExists = errors.New("run folder holds an earlier run")
 
 // Result summarises a finished run.
 type Result struct {
@@ -45,6 +53,8 @@ type Result struct {
 	Stopped bool
 	// Files written in the run folder.
 	Last, BestPath string
+	// Config is the run's configuration (a resumed run's own).
+	Config Config
 }
 
 // File names inside a run folder.
@@ -94,11 +104,59 @@ func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if err := r.cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config:\n%w", err)
 	}
+	if resume == nil {
+		if err := claimRunFolder(r.cfg.Output, opts.Overwrite); err != nil {
+			return nil, err
+		}
+	}
 	defer r.free()
 	if err := r.setup(ctx, resume); err != nil {
 		return nil, err
 	}
 	return r.loop(ctx)
+}
+
+// runFiles lists the files of dir that a training run writes there.
+func runFiles(dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "epoch-[0-9]*-val_acc-*.safetensors"))
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{LastCheckpoint, BestCheckpoint, EffectiveConfig, HistoryCSV, HistoryJSON, CurvesPNG, ValidationReport} {
+		path := filepath.Join(dir, name)
+		if _, err := os.Lstat(path); err == nil {
+			files = append(files, path)
+		}
+	}
+	return files, nil
+}
+
+// claimRunFolder makes sure a new run does not silently replace an earlier
+// run's checkpoints in dir: it refuses the folder, or with overwrite removes
+// the earlier run's files (and only those).
+func claimRunFolder(dir string, overwrite bool) error {
+	files, err := runFiles(dir)
+	if err != nil {
+		return fmt.Errorf("run folder %s: %w", dir, err)
+	}
+	checkpoints := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, ".safetensors") {
+			checkpoints++
+		}
+	}
+	if checkpoints == 0 {
+		return nil
+	}
+	if !overwrite {
+		return fmt.Errorf("%w: %s has %d checkpoint files; continue that run with `fer train --resume %s`, choose another --output, or start over with --overwrite", ErrRunExists, dir, checkpoints, dir)
+	}
+	for _, f := range files {
+		if err := os.Remove(f); err != nil {
+			return fmt.Errorf("--overwrite: %w", err)
+		}
+	}
+	return nil
 }
 
 // openResume reads the checkpoint to resume and adopts its config.
@@ -115,6 +173,9 @@ func (r *run) openResume() (*LoadedCheckpoint, error) {
 		return nil, fmt.Errorf("resume: %s holds weights only; resume from a run's %s", path, LastCheckpoint)
 	}
 	r.cfg = lc.State.Config
+	// The run continues where its checkpoint is now, even if the folder was
+	// moved or copied since.
+	r.cfg.Output = filepath.Dir(path)
 	if r.opts.Epochs > 0 {
 		if r.opts.Epochs < lc.State.Epoch {
 			return nil, fmt.Errorf("resume: --epochs %d is below the %d epochs already done", r.opts.Epochs, lc.State.Epoch)
@@ -495,7 +556,7 @@ func stepSeed(seed uint64, epoch, step int) uint64 {
 // loop trains the remaining epochs.
 func (r *run) loop(ctx context.Context) (*Result, error) {
 	c := r.cfg
-	res := &Result{Last: filepath.Join(c.Output, LastCheckpoint)}
+	res := &Result{Last: filepath.Join(c.Output, LastCheckpoint), Config: c}
 	stopped := false
 	for epoch := r.state.Epoch; epoch < c.Train.Epochs && !stopped; epoch++ {
 		if r.state.Epoch != epoch {

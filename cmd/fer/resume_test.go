@@ -80,7 +80,7 @@ func modelBytes(t *testing.T, path string) map[string][]byte {
 // middle of an epoch, resumes it, and checks that it ends with the same
 // weights, optimizer state and history (bit for bit, times aside) as an
 // uninterrupted run with the same seed; then the same for a run stopped
-// with Ctrl-C.
+// with Ctrl-C and resumed after its folder was moved.
 func TestKilledRunResumesExactly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains three short runs")
@@ -162,10 +162,27 @@ func TestKilledRunResumesExactly(t *testing.T) {
 	if err := cmd.Wait(); err == nil || !strings.Contains(log.String(), "interrupted; continue with: fer train --resume "+interrupted) {
 		t.Fatalf("interrupted run: %v\n%s", err, log.String())
 	}
-	if out, err := exec.Command(fer, "train", "--resume", interrupted, "--progress", "off").CombinedOutput(); err != nil {
+	// The folder is moved before resuming: the run continues where its
+	// checkpoint now is.
+	moved := filepath.Join(dir, "moved")
+	if err := os.Rename(interrupted, moved); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(fer, "train", "--resume", moved, "--progress", "off").CombinedOutput(); err != nil {
 		t.Fatalf("resume after interrupt: %v\n%s", err, out)
 	}
-	sameRun(t, straight, interrupted)
+	sameRun(t, straight, moved)
+	if _, err := os.Stat(interrupted); !os.IsNotExist(err) {
+		t.Errorf("the resumed run wrote to its old folder %s (%v)", interrupted, err)
+	}
+
+	// A new run refuses a folder that holds a run, and --overwrite starts
+	// it over.
+	out, err = exec.Command(fer, trainArgs(layout, moved)...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "continue that run with `fer train --resume "+moved+"`") {
+		t.Errorf("a new run in a run's folder: %v\n%s", err, out)
+	}
+	sameRun(t, straight, moved)
 }
 
 // sameRun checks that two run folders end with the same weights, optimizer

@@ -19,6 +19,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", "train [--config FILE] [flags]", stderr)
 	configPath := fs.StringP("config", "c", "", "YAML config (defaults: the seed tutorial's settings); flags override it")
 	resume := fs.String("resume", "", "continue a run from its folder or last.safetensors")
+	overwrite := fs.Bool("overwrite", false, "start a new run in a folder that holds an earlier run's checkpoints (they are deleted)")
 	printConfig := fs.Bool("print-config", false, "print the effective config as YAML and exit")
 	progress := fs.String("progress", "auto", "progress bars: auto (on a terminal), on or off")
 	cfg := train.DefaultConfig()
@@ -33,7 +34,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := train.Options{Resume: *resume, Log: stdout}
+	opts := train.Options{Resume: *resume, Log: stdout, Overwrite: *overwrite}
 	if *resume != "" {
 		// A resumed run keeps its own settings; only the epoch count may
 		// change.
@@ -76,14 +77,21 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	res, err := train.Train(ctx, cfg, opts)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted; continue with: fer train --resume %s", cfg.Output)
+			runDir := cfg.Output
+			if *resume != "" {
+				runDir = *resume
+				if st, err := os.Stat(runDir); err == nil && !st.IsDir() {
+					runDir = filepath.Dir(runDir)
+				}
+			}
+			return fmt.Errorf("interrupted; continue with: fer train --resume %s", runDir)
 		}
 		return err
 	}
 	out := filepath.Dir(res.Last)
-	fmt.Fprintf(stdout, "\nbest %s %.4f at epoch %d\n", cfg.Train.BestMetric, res.Best, res.BestEpoch)
+	fmt.Fprintf(stdout, "\nbest %s %.4f at epoch %d\n", res.Config.Train.BestMetric, res.Best, res.BestEpoch)
 	fmt.Fprintf(stdout, "run folder %s: %s (weights), %s (resumable), %s, %s, %s\n", out,
 		train.BestCheckpoint, train.LastCheckpoint, train.HistoryCSV, train.CurvesPNG, train.EffectiveConfig)
-	fmt.Fprintf(stdout, "evaluate with: fer eval --checkpoint %s --data %s\n", res.BestPath, filepath.Join(cfg.Data.Dir, "test"))
+	fmt.Fprintf(stdout, "evaluate with: fer eval --checkpoint %s --data %s\n", res.BestPath, filepath.Join(res.Config.Data.Dir, "test"))
 	return nil
 }
