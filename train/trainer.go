@@ -159,12 +159,18 @@ func claimRunFolder(dir string, overwrite bool) error {
 	return nil
 }
 
+// ResumeCheckpoint is the checkpoint that Options.Resume names: the
+// run folder's last.safetensors, or the file itself.
+func ResumeCheckpoint(resume string) string {
+	if st, err := os.Stat(resume); err == nil && st.IsDir() {
+		return filepath.Join(resume, LastCheckpoint)
+	}
+	return resume
+}
+
 // openResume reads the checkpoint to resume and adopts its config.
 func (r *run) openResume() (*LoadedCheckpoint, error) {
-	path := r.opts.Resume
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		path = filepath.Join(path, LastCheckpoint)
-	}
+	path := ResumeCheckpoint(r.opts.Resume)
 	lc, err := LoadCheckpoint(path)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)

@@ -79,10 +79,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		if ctx.Err() != nil {
 			runDir := cfg.Output
 			if *resume != "" {
-				runDir = *resume
-				if st, err := os.Stat(runDir); err == nil && !st.IsDir() {
-					runDir = filepath.Dir(runDir)
-				}
+				runDir = filepath.Dir(train.ResumeCheckpoint(*resume))
 			}
 			return fmt.Errorf("interrupted; continue with: fer train --resume %s", runDir)
 		}
