@@ -153,11 +153,7 @@ func run() error {
 
 	section := report(ds.Len(), cores, *rounds, *seconds, decode, goR, preciseR, keras, tv)
 	fmt.Println()
-	fmt.Print(section)
-	if *results == "" {
-		return nil
-	}
-	return benchdoc.WriteSection(*results, sectionTitle, section)
+	return benchdoc.Publish(*results, sectionTitle, section)
 }
 
 // measureGo runs the loader (batch 64, shuffled, tutorial augmentation,

@@ -151,11 +151,7 @@ func run() error {
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.2f | %.0f | %.2f |\n", o.name, p, unscoped[i], unscoped[i]/p, scoped[i], scoped[i]/p)
 	}
 	b.WriteString("\n")
-	fmt.Print(b.String())
-	if *results == "" {
-		return nil
-	}
-	return benchdoc.WriteSection(*results, sectionTitle, b.String())
+	return benchdoc.Publish(*results, sectionTitle, b.String())
 }
 
 func main() {

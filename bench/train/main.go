@@ -120,11 +120,7 @@ func run() error {
 	fmt.Fprintln(&b, "| trainer | train images/s | ratio fertorch/PyTorch |")
 	fmt.Fprintln(&b, "|---|---:|---:|")
 	fmt.Fprintf(&b, "| fer train | %.2f | %.2f |\n| PyTorch (DataLoader, %d workers) | %.2f | |\n\n", ours, ours/peer, *workers, peer)
-	fmt.Print(b.String())
-	if *results == "" {
-		return nil
-	}
-	return benchdoc.WriteSection(*results, sectionTitle, b.String())
+	return benchdoc.Publish(*results, sectionTitle, b.String())
 }
 
 func main() {

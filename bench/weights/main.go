@@ -175,11 +175,7 @@ func run() error {
 
 	report := reportText(*rounds, sections, allocs, resident)
 	fmt.Println()
-	fmt.Print(report)
-	if *results != "" {
-		return benchdoc.WriteSection(*results, sectionTitle, report)
-	}
-	return nil
+	return benchdoc.Publish(*results, sectionTitle, report)
 }
 
 func mbps(size int64, d time.Duration) float64 { return float64(size) / 1e6 / d.Seconds() }

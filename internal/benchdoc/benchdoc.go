@@ -11,6 +11,16 @@ import (
 	"strings"
 )
 
+// Publish prints a benchmark's section and, unless path is empty, writes
+// it into the results file at path (see WriteSection).
+func Publish(path, title, section string) error {
+	fmt.Print(section)
+	if path == "" {
+		return nil
+	}
+	return WriteSection(path, title, section)
+}
+
 // WriteSection replaces the section of the results file at path that
 // starts with the heading title (up to the next "## " heading) by section,
 // which should itself start with title, or appends it when the file has no
