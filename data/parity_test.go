@@ -81,16 +81,9 @@ func runKerasRef(t *testing.T, inputs map[string]Image, cases []parityCase) [][]
 	}
 	outs := make([][]float32, len(cases))
 	for i, c := range cases {
-		b, err := os.ReadFile(filepath.Join(dir, c.Out))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b) != c.H*c.W*3*4 {
-			t.Fatalf("%s: reference wrote %d bytes, want %d", c.Name, len(b), c.H*c.W*12)
-		}
-		f := make([]float32, len(b)/4)
-		for j := range f {
-			f[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
+		f := pyref.MustReadFloat32s(t, filepath.Join(dir, c.Out))
+		if len(f) != c.H*c.W*3 {
+			t.Fatalf("%s: reference wrote %d bytes, want %d", c.Name, 4*len(f), c.H*c.W*12)
 		}
 		outs[i] = f
 	}

@@ -176,8 +176,8 @@ func TestKilledRunResumesExactly(t *testing.T) {
 		t.Errorf("the resumed run wrote to its old folder %s (%v)", interrupted, err)
 	}
 
-	// A new run refuses a folder that holds a run, and --overwrite starts
-	// it over.
+	// A new run refuses a folder that holds a run and leaves it as it was
+	// (--overwrite is tested in train's TestClaimRunFolder).
 	out, err = exec.Command(fer, trainArgs(layout, moved)...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "continue that run with `fer train --resume "+moved+"`") {
 		t.Errorf("a new run in a run's folder: %v\n%s", err, out)
