@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/fertorch/fertorch/internal/atomicfile"
 )
 
 // DecodeOptions controls Dataset.Decode.
@@ -195,13 +197,18 @@ const maxCacheString = 1 << 16
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func writeCache(path string, h, w int, m ResizeMethod, entries []cacheEntry) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	err := atomicfile.Write(path, func(out io.Writer) error {
+		return writeCacheTo(out, h, w, m, entries)
+	})
 	if err != nil {
-		return fmt.Errorf("cache %s: %w", path, err)
+		return fmt.Errorf("cache: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriterSize(tmp, 1<<20)
+	return nil
+}
+
+// writeCacheTo encodes the cache file's content.
+func writeCacheTo(out io.Writer, h, w int, m ResizeMethod, entries []cacheEntry) error {
+	bw := bufio.NewWriterSize(out, 1<<20)
 	le := binary.LittleEndian
 	var hdr []byte
 	hdr = append(hdr, cacheMagic...)
@@ -232,17 +239,7 @@ func writeCache(path string, h, w int, m ResizeMethod, entries []cacheEntry) err
 			bw.Write(e.img.Pix)
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("cache %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("cache %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("cache %s: %w", path, err)
-	}
-	return nil
+	return bw.Flush()
 }
 
 func appendString(b []byte, s string) []byte {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fertorch/fertorch/internal/atomicfile"
 )
 
 // LinkMode is how WriteLayout puts a file in place.
@@ -193,23 +195,12 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return fmt.Errorf("copying %s: %w", src, err)
-	}
-	if err := tmp.Chmod(perm | 0o200); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return atomicfile.WriteMode(dst, perm|0o200, func(w io.Writer) error {
+		if _, err := io.Copy(w, in); err != nil {
+			return fmt.Errorf("copying %s: %w", src, err)
+		}
+		return nil
+	})
 }
 
 // removeStale deletes image files under root/{train,valid,test}/<class>/

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fertorch/fertorch/internal/atomicfile"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/train/plot"
@@ -140,7 +141,7 @@ func SaveCheckpoint(path string, st *State, model []torch.NamedTensor, opt *Opti
 		metaState:  string(stateJSON),
 		metaDigest: digest(stateJSON, entries),
 	}
-	f, err := CreateAtomic(path)
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}

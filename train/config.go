@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/fertorch/fertorch/internal/atomicfile"
 )
 
 // Config is everything a training run needs. DefaultConfig holds the seed
@@ -194,7 +196,7 @@ func (c Config) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("encoding config: %w", err)
 	}
-	return WriteFileAtomic(path, raw)
+	return atomicfile.WriteFile(path, raw)
 }
 
 func oneOf(field, v string, allowed ...string) error {

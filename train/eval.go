@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/internal/atomicfile"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/nn"
 	"github.com/fertorch/fertorch/train/metrics"
@@ -199,7 +200,7 @@ func WriteEvalOutputs(dir string, r *EvalResult) error {
 		names[i] = s.Name
 	}
 	writeCSV := func(name string, header []string, row func(i int) []string) error {
-		f, err := CreateAtomic(filepath.Join(dir, name))
+		f, err := atomicfile.Create(filepath.Join(dir, name))
 		if err != nil {
 			return err
 		}
@@ -237,7 +238,7 @@ func WriteEvalOutputs(dir string, r *EvalResult) error {
 	if err := saveReport(filepath.Join(dir, "metrics.json"), r.Report); err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, "metrics.txt"), []byte(r.Report.Text())); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "metrics.txt"), []byte(r.Report.Text())); err != nil {
 		return err
 	}
 	return plot.SaveConfusionPNG(filepath.Join(dir, "confusion.png"), r.Report.Confusion, classes, plot.ConfusionOptions{Title: "confusion matrix (rows: true class)"})

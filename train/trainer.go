@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/internal/atomicfile"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/nn"
 	"github.com/fertorch/fertorch/torch/optim"
@@ -914,7 +915,7 @@ func (r *run) saveEpoch(epoch int, row plot.Epoch, report *metrics.Report, impro
 }
 
 func saveReport(path string, rep *metrics.Report) error {
-	f, err := CreateAtomic(path)
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/fertorch/fertorch/internal/atomicfile"
 )
 
 // AllClasses returns the eight emotions of the real dataset, in its
@@ -377,7 +379,7 @@ func Generate(dir string, opts Options) (Report, error) {
 		return Report{}, fmt.Errorf("synth: write legend: %w", err)
 	}
 	rep.Rows = len(rows) - 1
-	if err := writeFileAtomic(legend, b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(legend, b.Bytes()); err != nil {
 		return Report{}, fmt.Errorf("synth: %w", err)
 	}
 	return rep, nil
@@ -502,7 +504,7 @@ func drawOne(j job, p person, o Options, imgDir string) (Sample, error) {
 	} else if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: o.Quality}); err != nil {
 		return Sample{}, fmt.Errorf("encode %s: %w", j.name, err)
 	}
-	if err := writeFileAtomic(filepath.Join(imgDir, j.name), b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(imgDir, j.name), b.Bytes()); err != nil {
 		return Sample{}, err
 	}
 	return Sample{
@@ -514,18 +516,4 @@ func drawOne(j job, p person, o Options, imgDir string) (Sample, error) {
 		Gray:    s.gray,
 		Format:  format,
 	}, nil
-}
-
-// writeFileAtomic writes through a temporary file and renames it into
-// place.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -19,9 +19,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/fertorch/fertorch/internal/atomicfile"
 )
 
 // Epoch is one row of the training history. A value that was not measured
@@ -309,29 +310,10 @@ func LoadJSON(path string) (History, error) {
 	return h, nil
 }
 
-// saveFile writes through a temporary file in the same folder and renames
-// it into place, so a failed write never leaves a truncated file behind.
-func saveFile(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+// saveFile writes path atomically: a failed write never leaves a truncated
+// file behind.
+func saveFile(path string, write func(io.Writer) error) error {
+	if err := atomicfile.Write(path, write); err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
 	return nil
