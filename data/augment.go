@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 )
 
 // FillMode says what a warp writes where the source coordinate falls outside
@@ -25,26 +24,6 @@ const (
 	FillWrap
 )
 
-var fillModeNames = [...]string{"constant", "nearest", "reflect", "wrap"}
-
-// String returns the Keras name of the mode.
-func (m FillMode) String() string {
-	if m >= 0 && int(m) < len(fillModeNames) {
-		return fillModeNames[m]
-	}
-	return fmt.Sprintf("FillMode(%d)", int(m))
-}
-
-// ParseFillMode accepts the Keras names constant, nearest, reflect and wrap.
-func ParseFillMode(s string) (FillMode, error) {
-	for i, n := range fillModeNames {
-		if strings.EqualFold(strings.TrimSpace(s), n) {
-			return FillMode(i), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown fill mode %q (want constant, nearest, reflect or wrap)", s)
-}
-
 // Semantics selects which Keras version's affine conventions are used.
 type Semantics int
 
@@ -58,62 +37,41 @@ const (
 	Fixed
 )
 
-// String returns "legacy" or "fixed".
-func (s Semantics) String() string {
-	switch s {
-	case Legacy:
-		return "legacy"
-	case Fixed:
-		return "fixed"
-	}
-	return fmt.Sprintf("Semantics(%d)", int(s))
-}
-
-// ParseSemantics accepts "legacy" and "fixed".
-func ParseSemantics(s string) (Semantics, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "legacy", "":
-		return Legacy, nil
-	case "fixed":
-		return Fixed, nil
-	}
-	return 0, fmt.Errorf("unknown augmentation semantics %q (want legacy or fixed)", s)
-}
-
 // AugmentConfig holds ImageDataGenerator's random-transform options, with the
 // same units and meanings as Keras.
 type AugmentConfig struct {
 	// RotationRange is the maximum rotation in degrees; theta ~ U(-r, r).
-	RotationRange float64
+	RotationRange float64 `yaml:"rotation_range"`
 	// WidthShiftRange and HeightShiftRange are fractions of the width/height
 	// when below 1 and pixels otherwise; the shift ~ U(-r, r), not rounded.
-	WidthShiftRange  float64
-	HeightShiftRange float64
+	WidthShiftRange  float64 `yaml:"width_shift_range"`
+	HeightShiftRange float64 `yaml:"height_shift_range"`
 	// ShearRange is the maximum shear angle in degrees.
-	ShearRange float64
+	ShearRange float64 `yaml:"shear_range"`
 	// ZoomRange is [lo, hi] for the two independent inverse scale factors
 	// (a factor above 1 shrinks the content). {0, 0} and {1, 1} disable zoom;
-	// ZoomRangeOf(z) gives Keras' [1-z, 1+z] for a scalar zoom_range.
-	ZoomRange [2]float64
+	// ZoomRangeOf(z) gives Keras' [1-z, 1+z] for a scalar zoom_range, which
+	// is also how a single number in YAML or a flag reads.
+	ZoomRange ZoomRange `yaml:"zoom_range"`
 	// HorizontalFlip and VerticalFlip (each a separate option) flip with probability 1/2, after the warp.
-	HorizontalFlip bool
-	VerticalFlip   bool
+	HorizontalFlip bool `yaml:"horizontal_flip"`
+	VerticalFlip   bool `yaml:"vertical_flip"`
 	// FillMode and Cval say what fills the area outside the source. Cval is in
 	// pixel units (0..255), like Keras' cval on the un-rescaled array.
-	FillMode FillMode
-	Cval     float64
+	FillMode FillMode `yaml:"fill_mode"`
+	Cval     float64  `yaml:"cval"`
 	// Semantics selects the legacy (default) or fixed Keras conventions.
-	Semantics Semantics
+	Semantics Semantics `yaml:"semantics"`
 	// Precise makes the warp follow scipy's arithmetic step by step (float64
 	// coordinates and sums, per-pixel rounding to float32 before
 	// normalization) instead of the fast float32 kernel. Both agree to about
 	// 1e-5 of the pixel range; Precise reproduces Keras' output bit for bit in
 	// nearly every value and costs a little more time.
-	Precise bool
+	Precise bool `yaml:"precise"`
 }
 
 // ZoomRangeOf converts a Keras scalar zoom_range z into [1-z, 1+z].
-func ZoomRangeOf(z float64) [2]float64 { return [2]float64{1 - z, 1 + z} }
+func ZoomRangeOf(z float64) ZoomRange { return ZoomRange{1 - z, 1 + z} }
 
 // KerasTutorialAugment returns the augmentation of the Keras VGG16
 // facial-expression tutorial: rotation 20, width/height shift 0.1, shear

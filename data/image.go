@@ -2,7 +2,6 @@ package data
 
 import (
 	"fmt"
-	"strings"
 )
 
 // Image is an 8-bit picture stored row by row with interleaved channels
@@ -44,32 +43,6 @@ const (
 // deviation, which NormImageNet uses.
 func ImageNetStats() (mean, std [3]float32) {
 	return [3]float32{0.485, 0.456, 0.406}, [3]float32{0.229, 0.224, 0.225}
-}
-
-// String returns the name ParseNormalization accepts.
-func (n Normalization) String() string {
-	switch n {
-	case NormRescale:
-		return "rescale"
-	case NormImageNet:
-		return "imagenet"
-	case NormNone:
-		return "none"
-	}
-	return fmt.Sprintf("Normalization(%d)", int(n))
-}
-
-// ParseNormalization accepts "rescale", "imagenet" and "none".
-func ParseNormalization(s string) (Normalization, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "rescale", "":
-		return NormRescale, nil
-	case "imagenet":
-		return NormImageNet, nil
-	case "none":
-		return NormNone, nil
-	}
-	return 0, fmt.Errorf("unknown normalization %q (want rescale, imagenet or none)", s)
 }
 
 // apply normalizes one value of channel k the way the reference pipelines

@@ -28,32 +28,6 @@ const (
 	LinkHard
 )
 
-// String returns the name ParseLinkMode accepts.
-func (m LinkMode) String() string {
-	switch m {
-	case LinkAuto:
-		return "auto"
-	case LinkCopy:
-		return "copy"
-	case LinkHard:
-		return "link"
-	}
-	return fmt.Sprintf("LinkMode(%d)", int(m))
-}
-
-// ParseLinkMode accepts "auto", "copy" and "link".
-func ParseLinkMode(s string) (LinkMode, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "auto", "":
-		return LinkAuto, nil
-	case "copy":
-		return LinkCopy, nil
-	case "link", "hardlink":
-		return LinkHard, nil
-	}
-	return 0, fmt.Errorf("unknown link mode %q (want auto, copy or link)", s)
-}
-
 // LayoutReport says what WriteLayout did.
 type LayoutReport struct {
 	// Root is the layout folder (holding train, valid and test).

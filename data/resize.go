@@ -1,9 +1,7 @@
 package data
 
 import (
-	"fmt"
 	"image"
-	"strings"
 
 	"github.com/disintegration/gift"
 )
@@ -22,32 +20,6 @@ const (
 	// filter), the usual choice for strong downscaling.
 	ResizeArea
 )
-
-// String returns the name ParseResizeMethod accepts.
-func (m ResizeMethod) String() string {
-	switch m {
-	case ResizeNearest:
-		return "nearest"
-	case ResizeBilinear:
-		return "bilinear"
-	case ResizeArea:
-		return "area"
-	}
-	return fmt.Sprintf("ResizeMethod(%d)", int(m))
-}
-
-// ParseResizeMethod accepts "nearest", "bilinear" and "area".
-func ParseResizeMethod(s string) (ResizeMethod, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "nearest", "":
-		return ResizeNearest, nil
-	case "bilinear", "linear":
-		return ResizeBilinear, nil
-	case "area", "box":
-		return ResizeArea, nil
-	}
-	return 0, fmt.Errorf("unknown resize method %q (want nearest, bilinear or area)", s)
-}
 
 // NearestIndex returns, for each of out destination positions, the source
 // index PIL's NEAREST resize reads from a line of in pixels: a running sum

@@ -30,33 +30,6 @@ const (
 	SplitBySubject
 )
 
-// String returns the name ParseSplitScheme accepts.
-func (s SplitScheme) String() string {
-	switch s {
-	case SplitRandom:
-		return "seed"
-	case SplitStratified:
-		return "stratified"
-	case SplitBySubject:
-		return "by-subject"
-	}
-	return fmt.Sprintf("SplitScheme(%d)", int(s))
-}
-
-// ParseSplitScheme accepts "seed" (or "random"), "stratified" and
-// "by-subject".
-func ParseSplitScheme(s string) (SplitScheme, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "seed", "random", "":
-		return SplitRandom, nil
-	case "stratified":
-		return SplitStratified, nil
-	case "by-subject", "subject", "bysubject":
-		return SplitBySubject, nil
-	}
-	return 0, fmt.Errorf("unknown split scheme %q (want seed, stratified or by-subject)", s)
-}
-
 // SplitConfig controls SplitDataset.
 type SplitConfig struct {
 	// Scheme is how samples are assigned.

@@ -63,6 +63,9 @@ type State struct {
 	// Classes are the class names in index order.
 	Classes      []string  `json:"classes"`
 	ClassWeights []float64 `json:"class_weights,omitempty"`
+	// Data pins the run to the images it trains on (nil in checkpoints of
+	// older fertorch versions).
+	Data *DataRecord `json:"data,omitempty"`
 	// Epoch is the 0-based epoch in progress and Step the steps of it done;
 	// Step == 0 means the epoch has not started.
 	Epoch   int          `json:"epoch"`
@@ -167,6 +170,21 @@ type LoadedCheckpoint struct {
 	Optimizer []tensorfile.Entry
 }
 
+// verifyCheckpoint checks the checksum of a file that fertorch wrote as a
+// checkpoint; it reports false for other files (plain weights), which carry
+// no checksum.
+func verifyCheckpoint(path string, file *tensorfile.File) (bool, error) {
+	stateJSON, ok := file.Metadata[metaState]
+	if !ok {
+		return false, nil
+	}
+	want := file.Metadata[metaDigest]
+	if got := digest([]byte(stateJSON), file.Entries); got != want {
+		return true, fmt.Errorf("%w: %s: checksum mismatch (stored %.12s, computed %.12s): the file was modified or corrupted", ErrCorruptCheckpoint, path, want, got)
+	}
+	return true, nil
+}
+
 // ErrCorruptCheckpoint is wrapped by every error about a damaged checkpoint.
 var ErrCorruptCheckpoint = errors.New("checkpoint is damaged")
 
@@ -175,18 +193,21 @@ func LoadCheckpoint(path string) (*LoadedCheckpoint, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
+	if format, err := tensorfile.DetectFileFormat(path); err == nil && (format == tensorfile.FormatPTHZip || format == tensorfile.FormatPTHLegacy) {
+		return nil, fmt.Errorf("%s is a PyTorch %s weights file, not a fertorch checkpoint: eval and predict take the .safetensors files `fer train` writes (best.safetensors, last.safetensors); give .pth weights to `fer train --weights`", path, format)
+	}
 	file, err := tensorfile.ReadSafetensorsFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptCheckpoint, err)
 	}
-	stateJSON, ok := file.Metadata[metaState]
-	if !ok {
-		return nil, fmt.Errorf("%s: not a fertorch checkpoint (no %q metadata); to start from plain weights use --weights", path, metaState)
+	isCheckpoint, err := verifyCheckpoint(path, file)
+	if err != nil {
+		return nil, err
 	}
-	want := file.Metadata[metaDigest]
-	if got := digest([]byte(stateJSON), file.Entries); got != want {
-		return nil, fmt.Errorf("%w: %s: checksum mismatch (stored %.12s, computed %.12s): the file was modified or corrupted", ErrCorruptCheckpoint, path, want, got)
+	if !isCheckpoint {
+		return nil, fmt.Errorf("%s: not a fertorch checkpoint (no %q metadata); to start training from plain weights use `fer train --weights`", path, metaState)
 	}
+	stateJSON := file.Metadata[metaState]
 	lc := &LoadedCheckpoint{Path: path, Model: &tensorfile.File{Metadata: file.Metadata}}
 	dec := json.NewDecoder(bytes.NewReader([]byte(stateJSON)))
 	if err := dec.Decode(&lc.State); err != nil {

@@ -16,7 +16,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/internal/atomicfile"
+	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/vision"
 )
 
 // Config is everything a training run needs. DefaultConfig holds the seed
@@ -49,10 +52,10 @@ type DataConfig struct {
 type ModelConfig struct {
 	// Arch is vgg16 (the seed's) or vgg16_bn (batch norm after every
 	// convolution: trains from scratch far more readily).
-	Arch string `yaml:"arch"`
+	Arch vision.Arch `yaml:"arch"`
 	// Head is transfer (the seed's Flatten-Dense-Dropout-Dense), torchvision
 	// or gap.
-	Head string `yaml:"head"`
+	Head vision.Head `yaml:"head"`
 	// Hidden is the transfer head's hidden width.
 	Hidden int `yaml:"hidden"`
 	// Dropout is the head's dropout probability.
@@ -60,36 +63,29 @@ type ModelConfig struct {
 	// InputSize is the square input side in pixels.
 	InputSize int `yaml:"input_size"`
 	// Weights is the pretrained ImageNet file (torchvision .pth or
-	// safetensors). When it is missing, training warns and starts from
-	// random weights.
+	// safetensors; "" for random weights). A file given by flag or config
+	// must load; only the built-in default (DefaultWeights) may be missing,
+	// and then training warns and starts from random weights.
 	Weights string `yaml:"weights"`
+	// weightsGiven is true when Weights came from a flag or a config file.
+	weightsGiven bool
 	// TrainableBaseLayers counts Keras' 19 VGG16 base layers from the top:
 	// "4" (the seed) trains block5; "0" freezes the base; "all".
 	TrainableBaseLayers string `yaml:"trainable_base_layers"`
 	// Normalization is imagenet (mean/std, what torchvision weights expect)
 	// or rescale (x/255 only, as the seed does).
-	Normalization string `yaml:"normalization"`
+	Normalization data.Normalization `yaml:"normalization"`
 	// Resize is how images are brought to InputSize before augmentation:
 	// nearest (Keras' default) or bilinear.
-	Resize string `yaml:"resize"`
+	Resize data.ResizeMethod `yaml:"resize"`
 }
 
-// AugmentConfig are Keras ImageDataGenerator's random augmentation settings,
-// applied to training images only.
+// AugmentConfig are Keras ImageDataGenerator's random augmentation settings
+// (data.AugmentConfig, with the same YAML names), applied to training
+// images only when Enabled.
 type AugmentConfig struct {
-	Enabled          bool    `yaml:"enabled"`
-	RotationRange    float64 `yaml:"rotation_range"`
-	WidthShiftRange  float64 `yaml:"width_shift_range"`
-	HeightShiftRange float64 `yaml:"height_shift_range"`
-	ShearRange       float64 `yaml:"shear_range"`
-	ZoomRange        float64 `yaml:"zoom_range"`
-	HorizontalFlip   bool    `yaml:"horizontal_flip"`
-	// FillMode is constant, nearest, reflect or wrap.
-	FillMode string  `yaml:"fill_mode"`
-	Cval     float64 `yaml:"cval"`
-	// Semantics is legacy (keras-preprocessing <= 1.1.2, the seed's) or
-	// fixed (Keras >= 2.9).
-	Semantics string `yaml:"semantics"`
+	Enabled            bool `yaml:"enabled"`
+	data.AugmentConfig `yaml:",inline"`
 }
 
 // TrainConfig are the optimisation settings.
@@ -97,7 +93,7 @@ type TrainConfig struct {
 	Epochs    int `yaml:"epochs"`
 	BatchSize int `yaml:"batch_size"`
 	// Optimizer is adam, adamw or sgd.
-	Optimizer string `yaml:"optimizer"`
+	Optimizer OptimizerName `yaml:"optimizer"`
 	// LR is the head's learning rate; BaseLR the trainable base layers'
 	// (0: same as LR).
 	LR          float64 `yaml:"lr"`
@@ -112,31 +108,31 @@ type TrainConfig struct {
 	ClassWeightCap float64 `yaml:"class_weight_cap"`
 	// LossNormalization is keras (sum(w*CE)/batch size, the seed's) or
 	// pytorch (sum(w*CE)/sum(w), nn.CrossEntropyLoss's).
-	LossNormalization string `yaml:"loss_normalization"`
+	LossNormalization LossNormalization `yaml:"loss_normalization"`
 	// Oversample draws rare classes more often (a weighted sampler).
 	Oversample     bool    `yaml:"oversample"`
 	LabelSmoothing float64 `yaml:"label_smoothing"`
 	DropLast       bool    `yaml:"drop_last"`
 	// Schedule is none, step, cosine or plateau.
-	Schedule        string  `yaml:"schedule"`
-	StepEpochs      int     `yaml:"step_epochs"`
-	StepGamma       float64 `yaml:"step_gamma"`
-	PlateauPatience int     `yaml:"plateau_patience"`
-	PlateauFactor   float64 `yaml:"plateau_factor"`
-	MinLR           float64 `yaml:"min_lr"`
+	Schedule        ScheduleName `yaml:"schedule"`
+	StepEpochs      int          `yaml:"step_epochs"`
+	StepGamma       float64      `yaml:"step_gamma"`
+	PlateauPatience int          `yaml:"plateau_patience"`
+	PlateauFactor   float64      `yaml:"plateau_factor"`
+	MinLR           float64      `yaml:"min_lr"`
 	// EarlyStopping stops after this many epochs without improvement of
 	// BestMetric (0: never).
 	EarlyStopping int `yaml:"early_stopping"`
 	// BestMetric chooses the best checkpoint: val_accuracy, val_loss,
 	// val_balanced_accuracy or val_macro_f1.
-	BestMetric string `yaml:"best_metric"`
+	BestMetric Metric `yaml:"best_metric"`
 	Seed       uint64 `yaml:"seed"`
 	// Device is auto, cpu, cuda or cuda:N.
-	Device string `yaml:"device"`
+	Device torch.DeviceSpec `yaml:"device"`
 	// Precision is fp32, bf16 or fp16 (autocast for the forward pass; fp16
 	// adds loss scaling).
-	Precision    string `yaml:"precision"`
-	ChannelsLast bool   `yaml:"channels_last"`
+	Precision    Precision `yaml:"precision"`
+	ChannelsLast bool      `yaml:"channels_last"`
 	// CheckpointEverySteps also saves `last` inside an epoch (0: only at
 	// epoch ends), so a killed run resumes where it was.
 	CheckpointEverySteps int `yaml:"checkpoint_every_steps"`
@@ -155,19 +151,16 @@ func DefaultConfig() Config {
 	return Config{
 		Data: DataConfig{Dir: "work/data", Prefetch: 4},
 		Model: ModelConfig{
-			Arch: "vgg16", Head: "transfer", Hidden: 1024, Dropout: 0.5, InputSize: 224,
-			Weights: "weights/vgg16-397923af.pth", TrainableBaseLayers: "4",
-			Normalization: "imagenet", Resize: "nearest",
+			Arch: vision.ArchVGG16, Head: vision.HeadTransfer, Hidden: 1024, Dropout: 0.5, InputSize: 224,
+			Weights: DefaultWeights, TrainableBaseLayers: "4",
+			Normalization: data.NormImageNet, Resize: data.ResizeNearest,
 		},
-		Augment: AugmentConfig{
-			Enabled: true, RotationRange: 20, WidthShiftRange: 0.1, HeightShiftRange: 0.1,
-			ShearRange: 0.01, ZoomRange: 0.1, HorizontalFlip: true, FillMode: "constant", Semantics: "legacy",
-		},
+		Augment: AugmentConfig{Enabled: true, AugmentConfig: *data.KerasTutorialAugment()},
 		Train: TrainConfig{
-			Epochs: 10, BatchSize: 64, Optimizer: "adam", LR: 1e-3, AdamEps: 1e-7,
-			ClassWeights: true, ClassWeightCap: 3, LossNormalization: "keras",
-			Schedule: "none", StepEpochs: 5, StepGamma: 0.1, PlateauPatience: 2, PlateauFactor: 0.1,
-			BestMetric: "val_accuracy", Seed: 42, Device: "auto", Precision: "fp32",
+			Epochs: 10, BatchSize: 64, Optimizer: Adam, LR: 1e-3, AdamEps: 1e-7,
+			ClassWeights: true, ClassWeightCap: 3, LossNormalization: KerasLoss,
+			Schedule: ScheduleNone, StepEpochs: 5, StepGamma: 0.1, PlateauPatience: 2, PlateauFactor: 0.1,
+			BestMetric: ValAccuracy, Seed: 42, Device: torch.DeviceAuto, Precision: FP32,
 			EpochCheckpoints: true,
 		},
 		Output: "runs/vgg16",
@@ -187,6 +180,14 @@ func LoadConfig(path string) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("config %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	var given struct {
+		Model struct {
+			Weights *string `yaml:"weights"`
+		} `yaml:"model"`
+	}
+	if err := yaml.Unmarshal(raw, &given); err == nil {
+		cfg.Model.weightsGiven = given.Model.Weights != nil
+	}
 	return cfg, nil
 }
 
@@ -197,15 +198,6 @@ func (c Config) Save(path string) error {
 		return fmt.Errorf("encoding config: %w", err)
 	}
 	return atomicfile.WriteFile(path, raw)
-}
-
-func oneOf(field, v string, allowed ...string) error {
-	for _, a := range allowed {
-		if v == a {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s: %q is not one of %s", field, v, strings.Join(allowed, ", "))
 }
 
 // Validate checks ranges and names, reporting every problem at once.
@@ -224,36 +216,46 @@ func (c Config) Validate() error {
 	check(c.Data.Dir != "", "data.dir is empty")
 	check(c.Data.Workers >= 0, "data.workers %d is negative", c.Data.Workers)
 	check(c.Data.Prefetch >= 1, "data.prefetch %d must be at least 1", c.Data.Prefetch)
-	add(oneOf("model.arch", c.Model.Arch, "vgg16", "vgg16_bn"))
-	add(oneOf("model.head", c.Model.Head, "transfer", "torchvision", "gap"))
+	named := func(field string, v interface {
+		String() string
+		Set(string) error
+	}) {
+		// A name set in Go code rather than parsed may be outside its table.
+		if err := v.Set(v.String()); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		}
+	}
+	named("model.arch", &c.Model.Arch)
+	named("model.head", &c.Model.Head)
 	check(c.Model.Hidden > 0, "model.hidden %d must be positive", c.Model.Hidden)
 	check(c.Model.Dropout >= 0 && c.Model.Dropout < 1, "model.dropout %g is outside [0, 1)", c.Model.Dropout)
 	check(c.Model.InputSize >= 32, "model.input_size %d is below 32", c.Model.InputSize)
-	add(oneOf("model.normalization", c.Model.Normalization, "imagenet", "rescale"))
-	add(oneOf("model.resize", c.Model.Resize, "nearest", "bilinear"))
-	add(oneOf("augment.fill_mode", c.Augment.FillMode, "constant", "nearest", "reflect", "wrap"))
-	add(oneOf("augment.semantics", c.Augment.Semantics, "legacy", "fixed"))
-	check(c.Augment.RotationRange >= 0 && c.Augment.RotationRange <= 180, "augment.rotation_range %g is outside [0, 180]", c.Augment.RotationRange)
-	check(c.Augment.ZoomRange >= 0 && c.Augment.ZoomRange < 1, "augment.zoom_range %g is outside [0, 1)", c.Augment.ZoomRange)
-	check(c.Augment.WidthShiftRange >= 0 && c.Augment.HeightShiftRange >= 0 && c.Augment.ShearRange >= 0, "augment ranges must not be negative")
-	t := c.Train
+	if _, err := vision.ParseTrainableBaseLayers(c.Model.TrainableBaseLayers); err != nil {
+		errs = append(errs, fmt.Errorf("model.trainable_base_layers: %w", err))
+	}
+	named("model.normalization", &c.Model.Normalization)
+	named("model.resize", &c.Model.Resize)
+	check(c.Augment.RotationRange <= 180, "augment.rotation_range %g is above 180", c.Augment.RotationRange)
+	add(c.Augment.AugmentConfig.Validate())
+	t := &c.Train
 	check(t.Epochs >= 1, "train.epochs %d must be at least 1", t.Epochs)
 	check(t.BatchSize >= 1, "train.batch_size %d must be at least 1", t.BatchSize)
-	add(oneOf("train.optimizer", t.Optimizer, "adam", "adamw", "sgd"))
+	named("train.optimizer", &t.Optimizer)
 	check(t.LR > 0, "train.lr %g must be positive", t.LR)
 	check(t.BaseLR >= 0, "train.base_lr %g is negative", t.BaseLR)
 	check(t.WeightDecay >= 0, "train.weight_decay %g is negative", t.WeightDecay)
 	check(t.AdamEps > 0, "train.adam_eps %g must be positive", t.AdamEps)
 	check(t.ClassWeightCap >= 1, "train.class_weight_cap %g must be at least 1", t.ClassWeightCap)
-	add(oneOf("train.loss_normalization", t.LossNormalization, "keras", "pytorch"))
+	named("train.loss_normalization", &t.LossNormalization)
 	check(t.LabelSmoothing >= 0 && t.LabelSmoothing < 1, "train.label_smoothing %g is outside [0, 1)", t.LabelSmoothing)
-	add(oneOf("train.schedule", t.Schedule, "none", "step", "cosine", "plateau"))
+	named("train.schedule", &t.Schedule)
 	check(t.StepEpochs >= 1, "train.step_epochs %d must be at least 1", t.StepEpochs)
 	check(t.StepGamma > 0 && t.StepGamma <= 1, "train.step_gamma %g is outside (0, 1]", t.StepGamma)
 	check(t.PlateauFactor > 0 && t.PlateauFactor < 1, "train.plateau_factor %g is outside (0, 1)", t.PlateauFactor)
 	check(t.EarlyStopping >= 0, "train.early_stopping %d is negative", t.EarlyStopping)
-	add(oneOf("train.best_metric", t.BestMetric, "val_accuracy", "val_loss", "val_balanced_accuracy", "val_macro_f1"))
-	add(oneOf("train.precision", t.Precision, "fp32", "bf16", "fp16"))
+	named("train.best_metric", &t.BestMetric)
+	named("train.precision", &t.Precision)
+	named("train.device", &t.Device)
 	check(t.CheckpointEverySteps >= 0, "train.checkpoint_every_steps %d is negative", t.CheckpointEverySteps)
 	check(t.Threads >= 0, "train.threads %d is negative", t.Threads)
 	check(c.Output != "", "output is empty")

@@ -34,10 +34,10 @@ type Predictor struct {
 
 // PredictorOptions configure LoadPredictor.
 type PredictorOptions struct {
-	Device    string // auto, cpu, cuda, cuda:N
-	BatchSize int    // 0: 64
-	Workers   int    // decoding goroutines (0: one per core)
-	Precision string // "" or fp32: float32; bf16; fp16 (CUDA)
+	Device    torch.DeviceSpec // "" is auto
+	BatchSize int              // 0: 64
+	Workers   int              // decoding goroutines (0: one per core)
+	Precision Precision        // "" is fp32; bf16; fp16 (CUDA)
 }
 
 // LoadPredictor loads a checkpoint (weights or full) for inference.
@@ -46,20 +46,16 @@ func LoadPredictor(path string, opts PredictorOptions) (*Predictor, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := torch.ParseDevice(opts.Device)
+	dev, err := torch.ParseDevice(string(opts.Device))
 	if err != nil {
 		return nil, err
 	}
 	st := lc.State
 	mc := st.Config.Model
-	head, err := vision.ParseHead(mc.Head)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	if len(st.Classes) == 0 {
 		return nil, fmt.Errorf("%s: checkpoint lists no classes", path)
 	}
-	model, err := vision.NewVGG16(vision.VGG16Config{InputSize: mc.InputSize, NumClasses: len(st.Classes), Head: head, Hidden: mc.Hidden, Dropout: mc.Dropout, BatchNorm: mc.Arch == "vgg16_bn"})
+	model, err := vision.NewVGG16(vision.VGG16Config{InputSize: mc.InputSize, NumClasses: len(st.Classes), Head: mc.Head, Hidden: mc.Hidden, Dropout: mc.Dropout, BatchNorm: mc.Arch == vision.ArchVGG16BN})
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +72,7 @@ func LoadPredictor(path string, opts PredictorOptions) (*Predictor, error) {
 		return nil, err
 	}
 	model.SetTraining(false)
-	prec := Precision(opts.Precision)
+	prec := opts.Precision
 	if prec == "" {
 		prec = FP32
 	}
@@ -104,21 +100,13 @@ func (p *Predictor) Free() {
 // resize method).
 func (p *Predictor) decode(ctx context.Context, ds *data.Dataset) (*data.Dataset, error) {
 	mc := p.State.Config.Model
-	resize, err := data.ParseResizeMethod(mc.Resize)
-	if err != nil {
-		return nil, err
-	}
-	dec, _, err := ds.Decode(ctx, data.DecodeOptions{Height: mc.InputSize, Width: mc.InputSize, Resize: resize, Workers: p.workers})
+	dec, _, err := ds.Decode(ctx, data.DecodeOptions{Height: mc.InputSize, Width: mc.InputSize, Resize: mc.Resize, Workers: p.workers})
 	return dec, err
 }
 
 // Run returns class probabilities for every decoded sample, in order.
 func (p *Predictor) Run(ctx context.Context, ds *data.Dataset, flipTTA bool) (*Evaluation, error) {
-	norm, err := data.ParseNormalization(p.State.Config.Model.Normalization)
-	if err != nil {
-		return nil, err
-	}
-	loader, err := data.NewLoader(ds, data.LoaderConfig{BatchSize: p.batch, Workers: p.workers, Normalize: norm})
+	loader, err := data.NewLoader(ds, data.LoaderConfig{BatchSize: p.batch, Workers: p.workers, Normalize: p.State.Config.Model.Normalization})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,9 @@ package train
 import (
 	"fmt"
 
+	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/vision"
 	"github.com/spf13/pflag"
 )
 
@@ -14,31 +17,33 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.Data.Workers, "workers", c.Data.Workers, "decode/augment worker goroutines (0: one per core)")
 	fs.IntVar(&c.Data.Prefetch, "prefetch", c.Data.Prefetch, "batches prepared ahead of training")
 
-	fs.StringVar(&c.Model.Arch, "arch", c.Model.Arch, "architecture: vgg16 (the seed's) or vgg16_bn (batch norm; trains from scratch)")
-	fs.StringVar(&c.Model.Head, "head", c.Model.Head, "classifier head: transfer (the seed's), torchvision or gap")
+	fs.Var(&c.Model.Arch, "arch", "architecture: "+vision.ArchNames()+" (vgg16 is the seed's; vgg16_bn has batch norm and trains from scratch)")
+	fs.Var(&c.Model.Head, "head", "classifier head: "+vision.HeadNames()+" (transfer is the seed's)")
 	fs.IntVar(&c.Model.Hidden, "hidden", c.Model.Hidden, "hidden units of the transfer head")
 	fs.Float64Var(&c.Model.Dropout, "dropout", c.Model.Dropout, "dropout probability in the head")
 	fs.IntVar(&c.Model.InputSize, "input-size", c.Model.InputSize, "square input side in pixels")
 	fs.StringVar(&c.Model.Weights, "weights", c.Model.Weights, "pretrained ImageNet VGG16 weights (.pth or .safetensors)")
 	fs.StringVar(&c.Model.TrainableBaseLayers, "trainable-base-layers", c.Model.TrainableBaseLayers, "Keras VGG16 base layers trained, counted from the top (0-19 or all)")
-	fs.StringVar(&c.Model.Normalization, "normalization", c.Model.Normalization, "input normalisation: imagenet (mean/std) or rescale (x/255)")
-	fs.StringVar(&c.Model.Resize, "resize", c.Model.Resize, "resize before augmentation: nearest (Keras) or bilinear")
+	fs.Var(&c.Model.Normalization, "normalization", "input normalisation: "+data.NormalizationNames()+" (imagenet: mean/std; rescale: x/255)")
+	fs.Var(&c.Model.Resize, "resize", "resize before augmentation: "+data.ResizeMethodNames()+" (nearest is Keras')")
 
 	fs.BoolVar(&c.Augment.Enabled, "augment", c.Augment.Enabled, "random augmentation of training images")
 	fs.Float64Var(&c.Augment.RotationRange, "rotation-range", c.Augment.RotationRange, "rotation range in degrees")
 	fs.Float64Var(&c.Augment.WidthShiftRange, "width-shift-range", c.Augment.WidthShiftRange, "horizontal shift range, fraction of the width")
 	fs.Float64Var(&c.Augment.HeightShiftRange, "height-shift-range", c.Augment.HeightShiftRange, "vertical shift range, fraction of the height")
 	fs.Float64Var(&c.Augment.ShearRange, "shear-range", c.Augment.ShearRange, "shear range in degrees")
-	fs.Float64Var(&c.Augment.ZoomRange, "zoom-range", c.Augment.ZoomRange, "zoom range z: factors drawn from [1-z, 1+z]")
+	fs.Var(&c.Augment.ZoomRange, "zoom-range", "zoom range: z (factors drawn from [1-z, 1+z]) or lo,hi")
 	fs.BoolVar(&c.Augment.HorizontalFlip, "horizontal-flip", c.Augment.HorizontalFlip, "random horizontal flips")
-	fs.StringVar(&c.Augment.FillMode, "fill-mode", c.Augment.FillMode, "points outside the image: constant, nearest, reflect or wrap")
+	fs.BoolVar(&c.Augment.VerticalFlip, "vertical-flip", c.Augment.VerticalFlip, "random vertical flips")
+	fs.Var(&c.Augment.FillMode, "fill-mode", "points outside the image: "+data.FillModeNames())
 	fs.Float64Var(&c.Augment.Cval, "cval", c.Augment.Cval, "fill value for fill-mode constant (0-255 scale)")
-	fs.StringVar(&c.Augment.Semantics, "augment-semantics", c.Augment.Semantics, "Keras geometry: legacy (keras-preprocessing 1.1.2) or fixed (Keras >= 2.9)")
+	fs.Var(&c.Augment.Semantics, "augment-semantics", "Keras geometry: "+data.SemanticsNames()+" (legacy: keras-preprocessing 1.1.2; fixed: Keras >= 2.9)")
+	fs.BoolVar(&c.Augment.Precise, "precise-augment", c.Augment.Precise, "warp with scipy's float64 arithmetic (bit-exact with Keras, a little slower)")
 
 	t := &c.Train
 	fs.IntVar(&t.Epochs, "epochs", t.Epochs, "epochs to train")
 	fs.IntVar(&t.BatchSize, "batch-size", t.BatchSize, "images per batch")
-	fs.StringVar(&t.Optimizer, "optimizer", t.Optimizer, "adam, adamw or sgd")
+	fs.Var(&t.Optimizer, "optimizer", "optimizer: "+OptimizerNameNames())
 	fs.Float64Var(&t.LR, "lr", t.LR, "learning rate (of the head)")
 	fs.Float64Var(&t.BaseLR, "base-lr", t.BaseLR, "learning rate of the trainable base layers (0: same as --lr)")
 	fs.Float64Var(&t.WeightDecay, "weight-decay", t.WeightDecay, "weight decay")
@@ -47,21 +52,21 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&t.Nesterov, "nesterov", t.Nesterov, "SGD with Nesterov momentum")
 	fs.BoolVar(&t.ClassWeights, "class-weights", t.ClassWeights, "weight the loss by min(max_count/count, cap) per class")
 	fs.Float64Var(&t.ClassWeightCap, "class-weight-cap", t.ClassWeightCap, "cap of the class weights")
-	fs.StringVar(&t.LossNormalization, "loss-normalization", t.LossNormalization, "weighted loss: keras (sum(w*CE)/batch) or pytorch (sum(w*CE)/sum(w))")
+	fs.Var(&t.LossNormalization, "loss-normalization", "weighted loss: "+LossNormalizationNames()+" (keras: sum(w*CE)/batch; pytorch: sum(w*CE)/sum(w))")
 	fs.BoolVar(&t.Oversample, "oversample", t.Oversample, "oversample rare classes")
 	fs.Float64Var(&t.LabelSmoothing, "label-smoothing", t.LabelSmoothing, "label smoothing")
 	fs.BoolVar(&t.DropLast, "drop-last", t.DropLast, "drop the last partial batch of each epoch")
-	fs.StringVar(&t.Schedule, "schedule", t.Schedule, "learning-rate schedule: none, step, cosine or plateau")
+	fs.Var(&t.Schedule, "schedule", "learning-rate schedule: "+ScheduleNameNames())
 	fs.IntVar(&t.StepEpochs, "step-epochs", t.StepEpochs, "step schedule: epochs between decays")
 	fs.Float64Var(&t.StepGamma, "step-gamma", t.StepGamma, "step schedule: decay factor")
 	fs.IntVar(&t.PlateauPatience, "plateau-patience", t.PlateauPatience, "plateau schedule: epochs without improvement before decaying")
 	fs.Float64Var(&t.PlateauFactor, "plateau-factor", t.PlateauFactor, "plateau schedule: decay factor")
 	fs.Float64Var(&t.MinLR, "min-lr", t.MinLR, "lowest learning rate a schedule reaches")
 	fs.IntVar(&t.EarlyStopping, "early-stopping", t.EarlyStopping, "stop after this many epochs without improvement (0: never)")
-	fs.StringVar(&t.BestMetric, "best-metric", t.BestMetric, "metric choosing the best checkpoint: val_accuracy, val_loss, val_balanced_accuracy or val_macro_f1")
+	fs.Var(&t.BestMetric, "best-metric", "metric choosing the best checkpoint and driving early stopping: "+MetricNames())
 	fs.Uint64Var(&t.Seed, "seed", t.Seed, "seed for initialisation, shuffling, augmentation and dropout")
-	fs.StringVar(&t.Device, "device", t.Device, "auto, cpu, cuda or cuda:N")
-	fs.StringVar(&t.Precision, "precision", t.Precision, "fp32, bf16 or fp16 (autocast forward; fp16 with loss scaling)")
+	fs.Var(&t.Device, "device", "device: "+torch.DeviceSpecNames())
+	fs.Var(&t.Precision, "precision", "arithmetic: "+PrecisionNames()+" (autocast forward; fp16 with loss scaling, CUDA only)")
 	fs.BoolVar(&t.ChannelsLast, "channels-last", t.ChannelsLast, "NHWC memory format (faster convolutions on recent GPUs)")
 	fs.IntVar(&t.CheckpointEverySteps, "checkpoint-every", t.CheckpointEverySteps, "also save the last checkpoint every N steps inside an epoch (0: epoch ends only)")
 	fs.BoolVar(&t.EpochCheckpoints, "epoch-checkpoints", t.EpochCheckpoints, "keep one weights file per epoch")
@@ -91,5 +96,8 @@ func ResolveConfig(parsed *pflag.FlagSet, configPath string) (Config, error) {
 			err = fmt.Errorf("--%s: %w", f.Name, e)
 		}
 	})
+	if parsed.Changed("weights") {
+		cfg.Model.weightsGiven = true
+	}
 	return cfg, err
 }

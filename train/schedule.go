@@ -20,13 +20,13 @@ func newScheduleState() ScheduleState { return ScheduleState{Scale: 1} }
 func lrAt(t TrainConfig, st ScheduleState, base float64, epoch int) float64 {
 	lr := base
 	switch t.Schedule {
-	case "step":
+	case ScheduleStep:
 		lr = base * math.Pow(t.StepGamma, float64(epoch/t.StepEpochs))
-	case "cosine":
+	case ScheduleCosine:
 		// torch.optim.lr_scheduler.CosineAnnealingLR over the run's epochs.
 		lo := math.Min(t.MinLR, base)
 		return lo + (base-lo)*(1+math.Cos(math.Pi*float64(epoch)/float64(t.Epochs)))/2
-	case "plateau":
+	case SchedulePlateau:
 		lr = base * st.Scale
 	}
 	return math.Max(lr, math.Min(t.MinLR, base))
@@ -40,7 +40,7 @@ const plateauMinDelta = 1e-4
 // epochs without an improvement of more than min_delta the rate is
 // multiplied by PlateauFactor. It reports whether the rate was reduced.
 func (st *ScheduleState) afterEpoch(t TrainConfig, valLoss float64) bool {
-	if t.Schedule != "plateau" || math.IsNaN(valLoss) {
+	if t.Schedule != SchedulePlateau || math.IsNaN(valLoss) {
 		return false
 	}
 	if st.PlateauBest == 0 || valLoss < st.PlateauBest-plateauMinDelta {

@@ -17,6 +17,7 @@ import (
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/nn"
 	"github.com/fertorch/fertorch/torch/optim"
+	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/train/metrics"
 	"github.com/fertorch/fertorch/train/plot"
 	"github.com/fertorch/fertorch/vision"
@@ -26,13 +27,16 @@ import (
 type Options struct {
 	// Resume continues from a full checkpoint (a file, or a run folder whose
 	// last.safetensors is used) with the checkpoint's config, in the
-	// checkpoint's folder; the config given to Train is ignored.
+	// checkpoint's folder; of the config given to Train only the settings
+	// named in Overrides are used.
 	Resume string
-	// Epochs, when set with Resume, changes the number of epochs (to train
-	// longer than first planned).
-	Epochs int
+	// Overrides names the settings (flag names from ResumeFlags) that a
+	// resumed run takes from the config given to Train.
+	Overrides []string
 	// Log receives progress and reports (nil: discard).
 	Log io.Writer
+	// Warnings receives warnings (nil: Log).
+	Warnings io.Writer
 	// ProgressBar draws a progress bar on Log (for terminals).
 	ProgressBar bool
 	// Overwrite lets a new run take a folder that holds an earlier run's
@@ -74,8 +78,15 @@ type run struct {
 	cfg     Config
 	opts    Options
 	log     io.Writer
+	warn    io.Writer
 	dev     torch.Device
 	classes []string
+	// pinned is the data the run is pinned to: the checkpoint's record
+	// while resuming, then the record of the data opened.
+	pinned *DataRecord
+	// pretrained holds the ImageNet weights, read before anything is
+	// written, until the model takes them.
+	pretrained *tensorfile.File
 
 	train, valid *data.Loader
 
@@ -84,21 +95,26 @@ type run struct {
 	stepper *Stepper
 	staging *Staging
 	weights *torch.Tensor
-	baseLRs []float64
-	state   State
+	// classWeights are the loss's class weights (nil: unweighted).
+	classWeights []float64
+	baseLRs      []float64
+	state        State
 }
 
 // Train runs (or resumes) training as configured and returns its history.
 // Cancelling ctx stops it between steps; the last checkpoint stays usable.
 func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
-	r := &run{cfg: cfg, opts: opts, log: opts.Log}
+	r := &run{cfg: cfg, opts: opts, log: opts.Log, warn: opts.Warnings}
 	if r.log == nil {
 		r.log = io.Discard
+	}
+	if r.warn == nil {
+		r.warn = r.log
 	}
 	var resume *LoadedCheckpoint
 	if opts.Resume != "" {
 		var err error
-		if resume, err = r.openResume(); err != nil {
+		if resume, err = r.openResume(cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -106,6 +122,10 @@ func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("invalid config:\n%w", err)
 	}
 	if resume == nil {
+		var err error
+		if r.pretrained, err = readPretrained(r.cfg.Model, r.warn); err != nil {
+			return nil, err
+		}
 		if err := claimRunFolder(r.cfg.Output, opts.Overwrite); err != nil {
 			return nil, err
 		}
@@ -117,82 +137,9 @@ func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	return r.loop(ctx)
 }
 
-// runFiles lists the files of dir that a training run writes there.
-func runFiles(dir string) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "epoch-[0-9]*-val_acc-*.safetensors"))
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range []string{LastCheckpoint, BestCheckpoint, EffectiveConfig, HistoryCSV, HistoryJSON, CurvesPNG, ValidationReport} {
-		path := filepath.Join(dir, name)
-		if _, err := os.Lstat(path); err == nil {
-			files = append(files, path)
-		}
-	}
-	return files, nil
-}
-
-// claimRunFolder makes sure a new run does not silently replace an earlier
-// run's checkpoints in dir: it refuses the folder, or with overwrite removes
-// the earlier run's files (and only those).
-func claimRunFolder(dir string, overwrite bool) error {
-	files, err := runFiles(dir)
-	if err != nil {
-		return fmt.Errorf("run folder %s: %w", dir, err)
-	}
-	checkpoints := 0
-	for _, f := range files {
-		if strings.HasSuffix(f, ".safetensors") {
-			checkpoints++
-		}
-	}
-	if checkpoints == 0 {
-		return nil
-	}
-	if !overwrite {
-		return fmt.Errorf("%w: %s has %d checkpoint files; continue that run with `fer train --resume %s`, choose another --output, or start over with --overwrite", ErrRunExists, dir, checkpoints, dir)
-	}
-	for _, f := range files {
-		if err := os.Remove(f); err != nil {
-			return fmt.Errorf("--overwrite: %w", err)
-		}
-	}
-	return nil
-}
-
-// ResumeCheckpoint is the checkpoint that Options.Resume names: the
-// run folder's last.safetensors, or the file itself.
-func ResumeCheckpoint(resume string) string {
-	if st, err := os.Stat(resume); err == nil && st.IsDir() {
-		return filepath.Join(resume, LastCheckpoint)
-	}
-	return resume
-}
-
-// openResume reads the checkpoint to resume and adopts its config.
-func (r *run) openResume() (*LoadedCheckpoint, error) {
-	path := ResumeCheckpoint(r.opts.Resume)
-	lc, err := LoadCheckpoint(path)
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	if lc.State.Kind != KindFull {
-		return nil, fmt.Errorf("resume: %s holds weights only; resume from a run's %s", path, LastCheckpoint)
-	}
-	r.cfg = lc.State.Config
-	// The run continues where its checkpoint is now, even if the folder was
-	// moved or copied since.
-	r.cfg.Output = filepath.Dir(path)
-	if r.opts.Epochs > 0 {
-		if r.opts.Epochs < lc.State.Epoch {
-			return nil, fmt.Errorf("resume: --epochs %d is below the %d epochs already done", r.opts.Epochs, lc.State.Epoch)
-		}
-		r.cfg.Train.Epochs = r.opts.Epochs
-	}
-	return lc, nil
-}
-
 func (r *run) printf(format string, args ...any) { fmt.Fprintf(r.log, format, args...) }
+
+func (r *run) warnf(format string, args ...any) { fmt.Fprintf(r.warn, format, args...) }
 
 func (r *run) free() {
 	if r.staging != nil {
@@ -218,12 +165,12 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	if err := torch.SetNumThreads(threads); err != nil {
 		return err
 	}
-	dev, err := torch.ParseDevice(c.Train.Device)
+	dev, err := c.Train.Device.Resolve()
 	if err != nil {
 		return err
 	}
 	r.dev = dev
-	if c.Train.Precision == string(FP16) && !dev.IsCUDA() {
+	if c.Train.Precision == FP16 && !dev.IsCUDA() {
 		return fmt.Errorf("precision fp16 needs a CUDA device (the CPU supports bf16)")
 	}
 	if dev.IsCUDA() {
@@ -236,18 +183,23 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 			return fmt.Errorf("%w (run `fer prepare` first?)", err)
 		}
 	}
+	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, dev, c.Train.Precision, torch.Version(), threads)
+	// The data is opened and checked (a resumed run's against its record)
+	// before anything is written.
+	if err := r.loadData(ctx); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.Output, 0o755); err != nil {
 		return fmt.Errorf("output folder: %w", err)
+	}
+	if err := r.removeStaleTemporaries(); err != nil {
+		return err
 	}
 	if err := c.Save(filepath.Join(c.Output, EffectiveConfig)); err != nil {
 		return err
 	}
-	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, dev, c.Train.Precision, torch.Version(), threads)
-	r.state = State{Kind: KindFull, Config: c, Schedule: newScheduleState()}
-	if err := r.loadData(ctx); err != nil {
-		return err
-	}
-	r.state.Classes = r.classes
+	r.state = State{Kind: KindFull, Config: c, Schedule: newScheduleState(), Classes: r.classes, Data: r.pinned}
+	r.state.ClassWeights = r.classWeights
 	if err := r.buildModel(resume); err != nil {
 		return err
 	}
@@ -259,25 +211,27 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	return nil
 }
 
-func (r *run) normalization() (data.Normalization, error) {
-	return data.ParseNormalization(r.cfg.Model.Normalization)
-}
-
-// openSplit opens and decodes one part of the prepared layout.
-func (r *run) openSplit(ctx context.Context, part string) (*data.Dataset, error) {
+// openSplit lists one part of the prepared layout and fingerprints it.
+func (r *run) openSplit(part string) (*data.Dataset, data.Fingerprint, error) {
 	dir := filepath.Join(r.cfg.Data.Dir, part)
 	ds, err := data.OpenDir(dir, data.DirOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w (run `fer prepare` first?)", dir, err)
+		return nil, nil, fmt.Errorf("%s: %w (run `fer prepare` first?)", dir, err)
 	}
 	if ds.Len() == 0 {
-		return nil, fmt.Errorf("%s: no images found in its class folders", dir)
+		return nil, nil, fmt.Errorf("%s: no images found in its class folders", dir)
 	}
-	resize, err := data.ParseResizeMethod(r.cfg.Model.Resize)
+	fp, err := data.FingerprintOf(ds)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	opt := data.DecodeOptions{Height: r.cfg.Model.InputSize, Width: r.cfg.Model.InputSize, Resize: resize, Workers: r.cfg.Data.Workers}
+	return ds, fp, nil
+}
+
+// decodeSplit decodes one opened part of the layout at the input size.
+func (r *run) decodeSplit(ctx context.Context, part string, ds *data.Dataset) (*data.Dataset, error) {
+	dir := filepath.Join(r.cfg.Data.Dir, part)
+	opt := data.DecodeOptions{Height: r.cfg.Model.InputSize, Width: r.cfg.Model.InputSize, Resize: r.cfg.Model.Resize, Workers: r.cfg.Data.Workers}
 	if r.cfg.Data.Cache != "" {
 		opt.CacheFile = r.cfg.Data.Cache + "." + part
 	}
@@ -306,11 +260,22 @@ func (r *run) openSplit(ctx context.Context, part string) (*data.Dataset, error)
 
 func (r *run) loadData(ctx context.Context) error {
 	c := r.cfg
-	trainDS, err := r.openSplit(ctx, "train")
+	trainAll, trainFP, err := r.openSplit("train")
 	if err != nil {
 		return err
 	}
-	validDS, err := r.openSplit(ctx, "valid")
+	validAll, validFP, err := r.openSplit("valid")
+	if err != nil {
+		return err
+	}
+	if err := r.pinData(trainFP, validFP); err != nil {
+		return err
+	}
+	trainDS, err := r.decodeSplit(ctx, "train", trainAll)
+	if err != nil {
+		return err
+	}
+	validDS, err := r.decodeSplit(ctx, "valid", validAll)
 	if err != nil {
 		return err
 	}
@@ -318,15 +283,10 @@ func (r *run) loadData(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", c.Data.Dir, err)
 	}
 	r.classes = trainDS.Classes
-	norm, err := r.normalization()
-	if err != nil {
-		return err
-	}
+	norm := c.Model.Normalization
 	var aug *data.AugmentConfig
 	if c.Augment.Enabled {
-		if aug, err = augmentConfig(c.Augment); err != nil {
-			return err
-		}
+		aug = &c.Augment.AugmentConfig
 	}
 	r.train, err = data.NewLoader(trainDS, data.LoaderConfig{
 		BatchSize: c.Train.BatchSize, Workers: c.Data.Workers, Prefetch: c.Data.Prefetch,
@@ -356,7 +316,7 @@ func (r *run) loadData(ctx context.Context) error {
 	}
 	r.printf("\n")
 	if c.Train.ClassWeights {
-		r.state.ClassWeights = cw
+		r.classWeights = cw
 		w32 := make([]float32, len(cw))
 		for i, v := range cw {
 			w32[i] = float32(v)
@@ -386,26 +346,6 @@ func sameClasses(a, b []string) error {
 	return nil
 }
 
-func augmentConfig(a AugmentConfig) (*data.AugmentConfig, error) {
-	fill, err := data.ParseFillMode(a.FillMode)
-	if err != nil {
-		return nil, err
-	}
-	sem, err := data.ParseSemantics(a.Semantics)
-	if err != nil {
-		return nil, err
-	}
-	cfg := &data.AugmentConfig{
-		RotationRange: a.RotationRange, WidthShiftRange: a.WidthShiftRange, HeightShiftRange: a.HeightShiftRange,
-		ShearRange: a.ShearRange, ZoomRange: data.ZoomRangeOf(a.ZoomRange), HorizontalFlip: a.HorizontalFlip,
-		FillMode: fill, Cval: a.Cval, Semantics: sem,
-	}
-	if a.ZoomRange == 0 {
-		cfg.ZoomRange = [2]float64{1, 1}
-	}
-	return cfg, cfg.Validate()
-}
-
 // buildModel creates VGG16, loads pretrained weights or the checkpoint's,
 // freezes, moves it to the device and creates the optimizer.
 func (r *run) buildModel(resume *LoadedCheckpoint) error {
@@ -413,13 +353,10 @@ func (r *run) buildModel(resume *LoadedCheckpoint) error {
 	if err := torch.ManualSeed(c.Train.Seed); err != nil {
 		return err
 	}
-	head, err := vision.ParseHead(c.Model.Head)
-	if err != nil {
-		return err
-	}
+	var err error
 	r.model, err = vision.NewVGG16(vision.VGG16Config{
-		InputSize: c.Model.InputSize, NumClasses: len(r.classes), Head: head,
-		Hidden: c.Model.Hidden, Dropout: c.Model.Dropout, BatchNorm: c.Model.Arch == "vgg16_bn",
+		InputSize: c.Model.InputSize, NumClasses: len(r.classes), Head: c.Model.Head,
+		Hidden: c.Model.Hidden, Dropout: c.Model.Dropout, BatchNorm: c.Model.Arch == vision.ArchVGG16BN,
 	})
 	if err != nil {
 		return err
@@ -472,17 +409,17 @@ func (r *run) buildModel(resume *LoadedCheckpoint) error {
 	groups = append(groups, optim.Group{Params: headParams, LR: c.Train.LR, WeightDecay: c.Train.WeightDecay})
 	r.baseLRs = append(r.baseLRs, c.Train.LR)
 	switch c.Train.Optimizer {
-	case "adam", "adamw":
-		r.opt, err = optim.NewAdam(groups, optim.AdamOptions{Beta1: 0.9, Beta2: 0.999, Eps: c.Train.AdamEps, Decoupled: c.Train.Optimizer == "adamw"})
-	case "sgd":
+	case Adam, AdamW:
+		r.opt, err = optim.NewAdam(groups, optim.AdamOptions{Beta1: 0.9, Beta2: 0.999, Eps: c.Train.AdamEps, Decoupled: c.Train.Optimizer == AdamW})
+	case SGD:
 		r.opt, err = optim.NewSGD(groups, optim.SGDOptions{Momentum: c.Train.Momentum, Nesterov: c.Train.Nesterov})
 	}
 	if err != nil {
 		return err
 	}
 	r.stepper, err = NewStepper(r.model, r.opt, LossConfig{
-		ClassWeights: r.weights, KerasNormalization: c.Train.LossNormalization == "keras", LabelSmoothing: c.Train.LabelSmoothing,
-	}, r.dev, Precision(c.Train.Precision))
+		ClassWeights: r.weights, KerasNormalization: c.Train.LossNormalization == KerasLoss, LabelSmoothing: c.Train.LabelSmoothing,
+	}, r.dev, c.Train.Precision)
 	if err != nil {
 		return err
 	}
@@ -491,24 +428,19 @@ func (r *run) buildModel(resume *LoadedCheckpoint) error {
 	return err
 }
 
-// loadPretrained loads the ImageNet base when the weights file exists.
+// loadPretrained loads the ImageNet base read by readPretrained, if any.
 func (r *run) loadPretrained() error {
+	file := r.pretrained
+	if file == nil {
+		if r.cfg.Model.Weights == "" {
+			r.printf("no pretrained weights configured: the base starts from random weights\n")
+		}
+		return nil
+	}
+	r.pretrained = nil
 	path := r.cfg.Model.Weights
-	if path == "" {
-		r.printf("no pretrained weights configured: the base starts from random weights\n")
-		return nil
-	}
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		r.printf("WARNING: pretrained weights %s not found: the base starts from RANDOM weights and will learn far less.\n"+
-			"         Fetch them with scripts/fetch-weights.sh (or pass --weights).\n", path)
-		return nil
-	}
-	file, err := vision.ReadWeights(path)
-	if err != nil {
-		return err
-	}
 	opts := vision.LoadOptions{Strict: true, Prefixes: []string{"features."}}
-	if r.cfg.Model.Head == string(vision.HeadTorchvision) && len(r.classes) == 1000 {
+	if r.cfg.Model.Head == vision.HeadTorchvision && len(r.classes) == 1000 {
 		opts.Prefixes = nil
 	}
 	rep, err := vision.LoadStateDict(r.model.StateTensors(), file, opts)
@@ -516,38 +448,6 @@ func (r *run) loadPretrained() error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	r.printf("pretrained base from %s: %s (the head is new)\n", path, rep)
-	return nil
-}
-
-// restore applies a full checkpoint's optimizer and loop state.
-func (r *run) restore(lc *LoadedCheckpoint) error {
-	st := lc.State
-	if err := sameClasses(st.Classes, r.classes); err != nil {
-		return fmt.Errorf("resume: the dataset changed since the checkpoint: %w", err)
-	}
-	tensors := make([]torch.NamedTensor, 0, len(lc.Optimizer))
-	defer func() {
-		for _, t := range tensors {
-			t.Tensor.Free()
-		}
-	}()
-	for i := range lc.Optimizer {
-		t, err := torch.FromEntry(&lc.Optimizer[i], torch.CPU())
-		if err != nil {
-			return fmt.Errorf("resume optimizer: %w", err)
-		}
-		tensors = append(tensors, torch.NamedTensor{Name: lc.Optimizer[i].Name, Tensor: t})
-	}
-	if err := r.opt.LoadState(&optim.State{Kind: st.OptimizerKind, Tensors: tensors, Scalars: st.OptimizerScalars}); err != nil {
-		return fmt.Errorf("resume optimizer: %w", err)
-	}
-	if r.stepper.Scaler != nil && st.LossScale > 0 {
-		r.stepper.Scaler.Scale = st.LossScale
-		r.stepper.Scaler.SetGoodSteps(st.ScaleGoodSteps)
-	}
-	st.Config = r.cfg
-	r.state = st
-	r.printf("resuming at epoch %d, step %d (%d epochs in history)\n", st.Epoch+1, st.Step, len(st.History))
 	return nil
 }
 
@@ -613,20 +513,20 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
-func metricValue(name string, row plot.Epoch, rep *metrics.Report) float64 {
-	switch name {
-	case "val_loss":
+func metricValue(m Metric, row plot.Epoch, rep *metrics.Report) float64 {
+	switch m {
+	case ValLoss:
 		return row.ValLoss
-	case "val_balanced_accuracy":
+	case ValBalancedAccuracy:
 		return rep.BalancedAccuracy
-	case "val_macro_f1":
+	case ValMacroF1:
 		return rep.Macro.F1
 	}
 	return row.ValAcc
 }
 
-func better(name string, v, best float64) bool {
-	if name == "val_loss" {
+func better(m Metric, v, best float64) bool {
+	if m == ValLoss {
 		return v < best
 	}
 	return v > best

@@ -104,6 +104,8 @@ func LoadStateDict(params []torch.NamedTensor, file *tensorfile.File, opts LoadO
 		entry *tensorfile.Entry
 	}
 	var todo []pair
+	// first is the first problem in the model's parameter order.
+	var first string
 	known := map[string]bool{}
 	for _, p := range params {
 		if !selected(p.Name, opts.Prefixes) {
@@ -114,10 +116,16 @@ func LoadStateDict(params []torch.NamedTensor, file *tensorfile.File, opts LoadO
 		e, ok := byName[p.Name]
 		if !ok {
 			rep.Missing = append(rep.Missing, p.Name)
+			if first == "" {
+				first = p.Name + " is missing from the file"
+			}
 			continue
 		}
 		if want := p.Tensor.Shape(); !slices.Equal(want, e.Shape) {
 			rep.Mismatched = append(rep.Mismatched, Mismatch{Name: p.Name, Model: want, File: e.Shape})
+			if first == "" {
+				first = fmt.Sprintf("%s is %v in the model but %v in the file", p.Name, want, e.Shape)
+			}
 			continue
 		}
 		todo = append(todo, pair{p, e})
@@ -128,8 +136,11 @@ func LoadStateDict(params []torch.NamedTensor, file *tensorfile.File, opts LoadO
 			rep.Unexpected = append(rep.Unexpected, name)
 		}
 	}
+	if first == "" && len(rep.Unexpected) > 0 {
+		first = rep.Unexpected[0] + " is in the file but not in the model"
+	}
 	if opts.Strict && rep.Problems() > 0 {
-		return rep, fmt.Errorf("strict load: %s", rep)
+		return rep, fmt.Errorf("strict load: %s (%d problems: a file for another architecture, head or class count?)\n%s", first, rep.Problems(), rep)
 	}
 	for _, p := range todo {
 		src, err := torch.FromEntry(p.entry, torch.CPU())

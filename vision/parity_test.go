@@ -125,7 +125,7 @@ func TestLoadReportsProblems(t *testing.T) {
 		case "features.0.bias":
 			continue // missing
 		case "classifier.1.weight":
-			e.Shape = []int64{3, 256}
+			e.Shape = []int64{3, 256} // mis-shaped
 			e.Data = e.Data[:3*256*4]
 		}
 		file.Entries = append(file.Entries, e)
@@ -137,6 +137,10 @@ func TestLoadReportsProblems(t *testing.T) {
 	rep, err := vision.LoadStateDict(m.StateTensors(), &file, vision.LoadOptions{Strict: true})
 	if err == nil {
 		t.Fatal("strict load accepted a bad file")
+	}
+	// The first line names the first problem in parameter order.
+	if first, _, _ := strings.Cut(err.Error(), "\n"); first != "strict load: features.0.bias is missing from the file (3 problems: a file for another architecture, head or class count?)" {
+		t.Errorf("first line %q", first)
 	}
 	for _, want := range []string{"missing from the file (1): features.0.bias", "unexpected in the file (1): classifier.9.weight", "shape mismatch: classifier.1.weight is [3 512] in the model, [3 256] in the file"} {
 		if !strings.Contains(err.Error(), want) {

@@ -32,15 +32,6 @@ const (
 	HeadGAP Head = "gap"
 )
 
-// ParseHead reads a head name.
-func ParseHead(s string) (Head, error) {
-	switch h := Head(s); h {
-	case HeadTransfer, HeadTorchvision, HeadGAP:
-		return h, nil
-	}
-	return "", fmt.Errorf("unknown head %q (want transfer, torchvision or gap)", s)
-}
-
 // VGG16Config describes a VGG16 model.
 type VGG16Config struct {
 	// InputSize is the square input side in pixels (224 by default; at least

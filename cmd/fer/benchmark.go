@@ -12,8 +12,10 @@ import (
 
 func runBenchmark(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("benchmark", "benchmark [flags]", stderr)
-	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
-	precision := fs.String("precision", "fp32", "fp32, bf16 or fp16")
+	device := torch.DeviceAuto
+	fs.Var(&device, "device", "device: "+torch.DeviceSpecNames())
+	precision := train.FP32
+	fs.Var(&precision, "precision", "arithmetic: "+train.PrecisionNames())
 	channelsLast := fs.Bool("channels-last", false, "NHWC memory format")
 	batch := fs.Int("batch-size", 64, "images per batch")
 	size := fs.Int("input-size", 224, "square input side")
@@ -25,7 +27,7 @@ func runBenchmark(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	dev, err := torch.ParseDevice(*device)
+	dev, err := device.Resolve()
 	if err != nil {
 		return err
 	}
@@ -40,7 +42,7 @@ func runBenchmark(args []string, stdout, stderr io.Writer) error {
 		result = map[string]any{"device": dev.String(), "input_size": *size, "channels_last": *channelsLast, "max_abs_diff": diff, "torch_version": torch.Version()}
 	} else {
 		r, err := train.Benchmark(train.BenchConfig{
-			Device: dev, Precision: train.Precision(*precision), ChannelsLast: *channelsLast,
+			Device: dev, Precision: precision, ChannelsLast: *channelsLast,
 			BatchSize: *batch, InputSize: *size, Classes: 8, Warmup: *warmup, Steps: *steps, Seed: 1,
 		})
 		if err != nil {

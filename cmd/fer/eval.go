@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 
 	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/train"
 )
 
@@ -19,7 +17,8 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	legend := fs.String("legend", "", "legend CSV (user.id,image,emotion) instead of --data")
 	images := fs.String("images", "", "images folder for --legend")
 	out := fs.StringP("out", "o", "", "folder for results.csv, ground_truth.csv, predictions.csv, metrics.json/txt, confusion.png (default: next to the checkpoint, eval-<data folder name>)")
-	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
+	device := torch.DeviceAuto
+	fs.Var(&device, "device", "device: "+torch.DeviceSpecNames())
 	batch := fs.Int("batch-size", 64, "images per batch")
 	workers := fs.Int("workers", 0, "decoding goroutines (0: one per core)")
 	tta := fs.Bool("tta", false, "average each image's prediction with its horizontal mirror's")
@@ -35,7 +34,13 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if *legend != "" && *images == "" {
 		return usagef("--legend needs --images")
 	}
-	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: *device, BatchSize: *batch, Workers: *workers})
+	if *batch < 1 {
+		return usagef("--batch-size %d must be at least 1", *batch)
+	}
+	if *workers < 0 {
+		return usagef("--workers %d is negative", *workers)
+	}
+	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: device, BatchSize: *batch, Workers: *workers})
 	if err != nil {
 		return err
 	}
@@ -58,11 +63,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 		*out = filepath.Join(filepath.Dir(*checkpoint), "eval-"+name)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx := onInterrupt()
+	defer ctx.stop()
 	res, err := p.Evaluate(ctx, ds, *tta)
 	if err != nil {
-		return err
+		return ctx.wrap(err)
 	}
 	if len(res.Dataset.Skipped) > 0 {
 		if err := data.WriteSkipReport(stdout, res.Dataset.Skipped); err != nil {

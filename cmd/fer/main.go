@@ -102,12 +102,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		err := c.run(args[1:], stdout, stderr)
 		var ue *usageError
+		var ee *exitError
 		switch {
 		case err == nil, errors.Is(err, errHelp):
 			return 0
 		case errors.As(err, &ue):
 			fmt.Fprintf(stderr, "fer %s: %v (see 'fer %s --help')\n", c.name, err, c.name)
 			return 2
+		case errors.As(err, &ee):
+			fmt.Fprintf(stderr, "fer %s: %v\n", c.name, err)
+			return ee.code
 		default:
 			fmt.Fprintf(stderr, "fer %s: %v\n", c.name, err)
 			return 1

@@ -26,18 +26,23 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	}{
 		{[]string{"nope"}, `fer: unknown command "nope"`},
 		{[]string{"train", "--epochs", "ten"}, `fer train: invalid argument "ten" for "--epochs"`},
-		{[]string{"train", "--optimizer", "rmsprop"}, `train.optimizer: "rmsprop" is not one of adam, adamw, sgd`},
-		{[]string{"train", "--resume", "runs/x", "--lr", "0.1"}, "drop --lr (only --epochs may change)"},
+		{[]string{"train", "--optimizer", "rmsprop"}, `unknown optimizer "rmsprop" (want adam, adamw or sgd)`},
+		{[]string{"train", "--resume", "runs/x", "--lr", "0.1"}, "drop --lr (only --epochs, --data, --device, --threads, --workers, --prefetch, --cache may change)"},
 		{[]string{"eval"}, "give either --data DIR or --legend CSV with --images DIR"},
 		{[]string{"predict", "--checkpoint", "x"}, "give at least one image or folder"},
 		{[]string{"prepare", "--split", "alphabetical"}, `unknown split scheme "alphabetical"`},
 		{[]string{"benchmark", "--device", "tpu"}, `unknown device "tpu"`},
+		{[]string{"train", "--device", "tpu"}, `invalid argument "tpu" for "--device" flag: unknown device "tpu" (want auto, cpu, cuda or cuda:N)`},
+		{[]string{"train", "--trainable-base-layers", "25"}, "model.trainable_base_layers: "},
+		{[]string{"eval", "--data", "x", "--batch-size", "0"}, "--batch-size 0 must be at least 1"},
+		{[]string{"predict", "--checkpoint", "x", "--batch-size", "-1", "a.jpg"}, "--batch-size -1 must be at least 1"},
+		{[]string{"eval", "--data", "x", "--device", "gpu"}, `unknown device "gpu"`},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
 		code := run(c.args, &out, &errb)
-		if code == 0 {
-			t.Errorf("fer %v succeeded", c.args)
+		if code != 2 {
+			t.Errorf("fer %v: exit %d, want 2", c.args, code)
 			continue
 		}
 		if !strings.Contains(errb.String(), c.want) {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 
 	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/train"
 )
 
@@ -17,7 +15,8 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	checkpoint := fs.String("checkpoint", "runs/vgg16/best.safetensors", "trained model")
 	k := fs.IntP("top-k", "k", 3, "classes to show per image")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
+	device := torch.DeviceAuto
+	fs.Var(&device, "device", "device: "+torch.DeviceSpecNames())
 	batch := fs.Int("batch-size", 64, "images per batch")
 	tta := fs.Bool("tta", false, "average each image's prediction with its horizontal mirror's")
 	if err := parseFlags(fs, args); err != nil {
@@ -29,16 +28,19 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if *k < 1 {
 		return usagef("--top-k must be at least 1")
 	}
-	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: *device, BatchSize: *batch})
+	if *batch < 1 {
+		return usagef("--batch-size %d must be at least 1", *batch)
+	}
+	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: device, BatchSize: *batch})
 	if err != nil {
 		return err
 	}
 	defer p.Free()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx := onInterrupt()
+	defer ctx.stop()
 	preds, skipped, err := p.Predict(ctx, fs.Args(), *k, *tta)
 	if err != nil {
-		return err
+		return ctx.wrap(err)
 	}
 	if *asJSON {
 		out := struct {

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/fertorch/fertorch/train"
 	"github.com/spf13/pflag"
@@ -34,23 +31,26 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := train.Options{Resume: *resume, Log: stdout, Overwrite: *overwrite}
+	opts := train.Options{Resume: *resume, Log: stdout, Warnings: stderr, Overwrite: *overwrite}
 	if *resume != "" {
-		// A resumed run keeps its own settings; only the epoch count may
-		// change.
-		var ignored []string
+		// A resumed run keeps its own settings; only what changes its
+		// length, where its data is, or its speed and placement may change.
+		allowed := map[string]bool{"resume": true, "progress": true}
+		for _, f := range train.ResumeFlags {
+			allowed[f] = true
+		}
+		var refused []string
 		fs.Visit(func(f *pflag.Flag) {
-			switch f.Name {
-			case "resume", "progress", "epochs":
+			switch {
+			case f.Name == "resume" || f.Name == "progress":
+			case allowed[f.Name]:
+				opts.Overrides = append(opts.Overrides, f.Name)
 			default:
-				ignored = append(ignored, "--"+f.Name)
+				refused = append(refused, "--"+f.Name)
 			}
 		})
-		if len(ignored) > 0 {
-			return usagef("--resume continues a run with its saved settings; drop %s (only --epochs may change)", strings.Join(ignored, ", "))
-		}
-		if fs.Changed("epochs") {
-			opts.Epochs = cfg.Train.Epochs
+		if len(refused) > 0 {
+			return usagef("--resume continues a run with its saved settings; drop %s (only --%s may change)", strings.Join(refused, ", "), strings.Join(train.ResumeFlags, ", --"))
 		}
 	}
 	if *printConfig {
@@ -71,8 +71,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	default:
 		return usagef("--progress must be auto, on or off")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := onInterrupt()
+	defer ctx.stop()
 	opts.ProgressBar = bars
 	res, err := train.Train(ctx, cfg, opts)
 	if err != nil {
@@ -81,7 +81,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 			if *resume != "" {
 				runDir = filepath.Dir(train.ResumeCheckpoint(*resume))
 			}
-			return fmt.Errorf("interrupted; continue with: fer train --resume %s", runDir)
+			return ctx.wrap(fmt.Errorf("interrupted; continue with: fer train --resume %s", runDir))
 		}
 		return err
 	}

@@ -50,6 +50,22 @@ func DetectFormat(head []byte) Format {
 	return FormatUnknown
 }
 
+// DetectFileFormat tells the format of the file at path from its first
+// bytes.
+func DetectFileFormat(path string) (Format, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return FormatUnknown, err
+	}
+	defer f.Close()
+	var head [16]byte
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return FormatUnknown, err
+	}
+	return DetectFormat(head[:n]), nil
+}
+
 // ReadFile reads a weight file in any supported format, telling the format
 // from the file's content rather than its name. .pth files are read with
 // the zero PTHOptions: they must hold a flat dict of tensors.
