@@ -53,7 +53,6 @@ const (
 	PyTorchLoss LossNormalization = "pytorch"
 )
 
-
 var precisions = choice.Names[Precision]{What: "precision", List: []choice.Name[Precision]{
 	{Value: FP32, Name: "fp32", Aliases: []string{"float32"}},
 	{Value: BF16, Name: "bf16", Aliases: []string{"bfloat16"}},
@@ -203,4 +202,6 @@ func (v LossNormalization) MarshalText() ([]byte, error) { return []byte(v.Strin
 func (v *LossNormalization) UnmarshalText(b []byte) error { return v.Set(string(b)) }
 
 // UnmarshalYAML reads a name, naming the line of a bad one.
-func (v *LossNormalization) UnmarshalYAML(n *yaml.Node) error { return lossNormalizations.DecodeYAML(v, n) }
+func (v *LossNormalization) UnmarshalYAML(n *yaml.Node) error {
+	return lossNormalizations.DecodeYAML(v, n)
+}

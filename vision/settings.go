@@ -21,7 +21,6 @@ const (
 	ArchVGG16BN Arch = "vgg16_bn"
 )
 
-
 var archNames = choice.Names[Arch]{What: "architecture", List: []choice.Name[Arch]{
 	{Value: ArchVGG16, Name: "vgg16"},
 	{Value: ArchVGG16BN, Name: "vgg16_bn"},
