@@ -31,11 +31,16 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"eval"}, "give either --data DIR or --legend CSV with --images DIR"},
 		{[]string{"predict", "--checkpoint", "x"}, "give at least one image or folder"},
 		{[]string{"prepare", "--split", "alphabetical"}, `unknown split scheme "alphabetical"`},
+		{[]string{"prepare", "--verify=maybe"}, `invalid argument "maybe" for "--verify"`},
+		{[]string{"predict", "--checkpoint", "x", "a.jpg", "https://example.com/face.jpg"}, "https://example.com/face.jpg is a URL: fer does not fetch URLs; download the image first and give its path"},
 		{[]string{"benchmark", "--device", "tpu"}, `unknown device "tpu"`},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
 		code := run(c.args, &out, &errb)
+		if code != 2 && (c.args[0] == "prepare" || c.args[0] == "predict") {
+			t.Errorf("fer %v: exit %d, want 2", c.args, code)
+		}
 		if code == 0 {
 			t.Errorf("fer %v succeeded", c.args)
 			continue
