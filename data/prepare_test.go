@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -247,10 +248,10 @@ func TestPrepareReplacesLayoutOnlyWhenComplete(t *testing.T) {
 	// A run stopped while copying (Ctrl-C) leaves the earlier layout intact.
 	ctx, cancel := context.WithCancel(context.Background())
 	orig := openFile
-	opens := 0
+	var opens atomic.Int64 // verification opens from several goroutines
 	openFile = func(name string) (*os.File, error) {
 		if strings.HasPrefix(name, images) {
-			if opens++; opens == 14+3 { // after verifying 14 files, during the copies
+			if opens.Add(1) == 14+3 { // after verifying 14 files, during the copies
 				cancel()
 			}
 		}
