@@ -1,6 +1,9 @@
 package data
 
 import (
+	"bufio"
+	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -8,7 +11,11 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/fertorch/fertorch/internal/atomicfile"
 )
 
 // Emotions returns the eight labels of the facial_expressions dataset, in
@@ -67,33 +74,108 @@ func (s Skip) String() string {
 	return fmt.Sprintf("%s: %s: %s", s.Path, s.Kind, s.Reason)
 }
 
-// WriteSkipReport writes a summary of skipped files: a count per kind, then
-// every file with its reason.
+// SkipExamples is how many skipped files of each kind a skip report shows;
+// the rest are counted (and listed in full by WriteSkipList).
+const SkipExamples = 5
+
+// maxReportLine bounds one printed example, so that a hostile legend (a
+// label of a megabyte) cannot flood the terminal either.
+const maxReportLine = 300
+
+// WriteSkipReport writes a bounded summary of skipped files: the count per
+// kind, then per kind up to SkipExamples examples with their reason and the
+// number not shown. WriteSkipList writes every one of them to a file.
 func WriteSkipReport(w io.Writer, skips []Skip) error {
+	return WriteSkipSummary(w, skips, "")
+}
+
+// WriteSkipSummary is WriteSkipReport that also names listFile, the file
+// holding the full list (see WriteSkipList), when it is not empty.
+func WriteSkipSummary(w io.Writer, skips []Skip, listFile string) error {
 	if len(skips) == 0 {
 		_, err := fmt.Fprintln(w, "skipped: none")
 		return err
 	}
-	counts := map[SkipKind]int{}
+	byKind := map[SkipKind][]int{}
 	var kinds []string
-	for _, s := range skips {
-		if counts[s.Kind] == 0 {
+	for i, s := range skips {
+		if len(byKind[s.Kind]) == 0 {
 			kinds = append(kinds, string(s.Kind))
 		}
-		counts[s.Kind]++
+		byKind[s.Kind] = append(byKind[s.Kind], i)
 	}
 	sort.Strings(kinds)
+	var b strings.Builder
 	parts := make([]string, len(kinds))
 	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%s %d", k, counts[SkipKind(k)])
+		parts[i] = fmt.Sprintf("%s %d", k, len(byKind[SkipKind(k)]))
 	}
-	if _, err := fmt.Fprintf(w, "skipped: %d (%s)\n", len(skips), strings.Join(parts, ", ")); err != nil {
-		return err
+	fmt.Fprintf(&b, "skipped: %d (%s)\n", len(skips), strings.Join(parts, ", "))
+	for _, k := range kinds {
+		idx := byKind[SkipKind(k)]
+		fmt.Fprintf(&b, "  %s (%d):\n", k, len(idx))
+		for _, i := range idx[:min(len(idx), SkipExamples)] {
+			s := skips[i]
+			line := s.Path
+			if s.Line > 0 {
+				line += fmt.Sprintf(" (line %d)", s.Line)
+			}
+			fmt.Fprintf(&b, "    %s\n", clip(line+": "+s.Reason, maxReportLine))
+		}
+		if len(idx) > SkipExamples {
+			fmt.Fprintf(&b, "    ... and %d more\n", len(idx)-SkipExamples)
+		}
 	}
-	for _, s := range skips {
-		if _, err := fmt.Fprintf(w, "  %s\n", s); err != nil {
+	if listFile != "" {
+		fmt.Fprintf(&b, "  every skipped file with its reason: %s\n", listFile)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// clip shortens s to at most n bytes (on a rune boundary), marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// SkipListHeader is the header row of the file WriteSkipList writes.
+var SkipListHeader = []string{"file", "line", "kind", "reason"}
+
+// WriteSkipList writes every skip to path as CSV (file, line, kind, reason;
+// line is empty when the skip is not about a legend row), atomically. An
+// empty list writes the header alone, so the file always says what the last
+// run left out.
+func WriteSkipList(path string, skips []Skip) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		cw := csv.NewWriter(bw)
+		if err := cw.Write(SkipListHeader); err != nil {
 			return err
 		}
+		for _, s := range skips {
+			line := ""
+			if s.Line > 0 {
+				line = strconv.Itoa(s.Line)
+			}
+			if err := cw.Write([]string{s.Path, line, string(s.Kind), s.Reason}); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		if err := cw.Error(); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("skip list: %w", err)
 	}
 	return nil
 }
@@ -228,6 +310,9 @@ type LegendReport struct {
 	Rejected []Skip
 	// Missing are rows whose image is not in the images folder.
 	Missing []Skip
+	// Unusable are rows naming something that is not a readable file: a
+	// folder, a broken link, a pipe.
+	Unusable []Skip
 	// Unlisted are files in the images folder that no row names.
 	Unlisted []string
 	// RawLabels counts the labels as written, over all rows.
@@ -259,20 +344,35 @@ func OpenLegend(legendPath, imagesDir string, opt LegendOptions) (*Dataset, erro
 	if !st.IsDir() {
 		return nil, fmt.Errorf("images folder %s is not a directory", imagesDir)
 	}
-	files, err := listFiles(imagesDir)
+	files, odd, err := listFiles(imagesDir)
 	if err != nil {
 		return nil, err
 	}
-	return buildLegendDataset(lg, imagesDir, files, opt)
+	return buildLegendDataset(lg, imagesDir, files, odd, opt)
 }
 
 // listFiles returns the regular files (and links to them) under dir as
-// slash-separated relative paths, skipping hidden entries.
-func listFiles(dir string) (map[string]bool, error) {
-	files := map[string]bool{}
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+// slash-separated relative paths, skipping hidden entries. Entries that a
+// legend row might name but that are no readable file (folders, broken
+// links, pipes, folders that cannot be listed) are returned in odd with the
+// reason, so that such a row is reported for what it is.
+func listFiles(dir string) (files map[string]bool, odd map[string]string, err error) {
+	files, odd = map[string]bool{}, map[string]string{}
+	err = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		rel, rerr := filepath.Rel(dir, p)
+		if rerr != nil {
+			return rerr
+		}
+		rel = filepath.ToSlash(rel)
 		if err != nil {
-			return fmt.Errorf("listing %s: %w", p, err)
+			if p == dir {
+				return fmt.Errorf("listing %s: %w", p, err)
+			}
+			odd[rel] = fmt.Sprintf("is a folder that cannot be read (%v)", err)
+			if e != nil && e.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if p != dir && strings.HasPrefix(e.Name(), ".") {
 			if e.IsDir() {
@@ -281,27 +381,58 @@ func listFiles(dir string) (map[string]bool, error) {
 			return nil
 		}
 		if e.IsDir() {
+			if p != dir {
+				odd[rel] = "is a folder, not an image file"
+			}
 			return nil
 		}
 		if e.Type()&fs.ModeSymlink != 0 {
 			st, err := os.Stat(p)
-			if err != nil || st.IsDir() {
+			switch {
+			case err != nil:
+				target, _ := os.Readlink(p)
+				odd[rel] = fmt.Sprintf("is a symbolic link to %s, which cannot be opened (%v)", target, unwrapPathError(err))
+				return nil
+			case st.IsDir():
+				odd[rel] = "is a link to a folder, not an image file"
+				return nil
+			case !st.Mode().IsRegular():
+				odd[rel] = fmt.Sprintf("is a link to a %s, not an image file", fileTypeName(st.Mode()))
 				return nil
 			}
 		} else if !e.Type().IsRegular() {
+			odd[rel] = fmt.Sprintf("is a %s, not an image file", fileTypeName(e.Type()))
 			return nil
 		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		files[filepath.ToSlash(rel)] = true
+		files[rel] = true
 		return nil
 	})
-	return files, err
+	return files, odd, err
 }
 
-func buildLegendDataset(lg *Legend, imagesDir string, files map[string]bool, opt LegendOptions) (*Dataset, error) {
+// unwrapPathError drops the path an *fs.PathError repeats.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// fileTypeName names a non-regular file type for messages.
+func fileTypeName(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+func buildLegendDataset(lg *Legend, imagesDir string, files map[string]bool, odd map[string]string, opt LegendOptions) (*Dataset, error) {
 	rep := &LegendReport{File: lg.File, Rows: len(lg.Rows), RawLabels: map[string]int{}}
 	accepted := map[string]bool{}
 	if !opt.AnyLabel {
@@ -379,6 +510,10 @@ func buildLegendDataset(lg *Legend, imagesDir string, files map[string]bool, opt
 				Reason: fmt.Sprintf("label %q is not one of %s", first.RawLabel, strings.Join(sortedKeys(accepted), ", "))})
 			continue
 		}
+		if why, ok := odd[e.name]; ok && !files[e.name] {
+			rep.Unusable = append(rep.Unusable, Skip{Path: filepath.Join(imagesDir, filepath.FromSlash(e.name)), Line: first.Line, Kind: SkipUnreadable, Reason: why})
+			continue
+		}
 		if !files[e.name] {
 			reason := "listed in the legend but not in the images folder"
 			if alt, ok := lower[strings.ToLower(e.name)]; ok {
@@ -423,6 +558,7 @@ func buildLegendDataset(lg *Legend, imagesDir string, files map[string]bool, opt
 	}
 	d.Skipped = append(d.Skipped, rep.Rejected...)
 	d.Skipped = append(d.Skipped, rep.Missing...)
+	d.Skipped = append(d.Skipped, rep.Unusable...)
 	return d, nil
 }
 

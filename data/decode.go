@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"strings"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
@@ -143,6 +144,9 @@ func DecodeBytes(b []byte, lim Limits) (img image.Image, format string, err erro
 	}
 	img, err = c.decode(bytes.NewReader(b))
 	if err != nil {
+		if strings.HasPrefix(err.Error(), format+":") {
+			return nil, format, decodeErr(SkipCorrupt, "%v", err) // the decoder named its format
+		}
 		return nil, format, decodeErr(SkipCorrupt, "%s: %v", format, err)
 	}
 	if r := img.Bounds(); r.Dx() <= 0 || r.Dy() <= 0 {
@@ -154,11 +158,15 @@ func DecodeBytes(b []byte, lim Limits) (img image.Image, format string, err erro
 	return img, format, nil
 }
 
+// openFile opens a file for reading; tests replace it to simulate files
+// that cannot be read (root reads files of any mode).
+var openFile = os.Open
+
 // DecodeFile reads and decodes one file, refusing files over the byte limit
 // before reading them.
 func DecodeFile(path string, lim Limits) (image.Image, string, error) {
 	lim = lim.withDefaults()
-	f, err := os.Open(path)
+	f, err := openFile(path)
 	if err != nil {
 		return nil, "", &DecodeError{Kind: SkipUnreadable, Err: err}
 	}

@@ -227,7 +227,7 @@ func TestWriteSkipReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "skipped: 3 (corrupt 2, missing 1)\n  a.jpg: corrupt: jpeg: unexpected EOF\n  b.jpg (line 7): missing: gone\n  c.jpg: corrupt: bad\n"
+	want := "skipped: 3 (corrupt 2, missing 1)\n  corrupt (2):\n    a.jpg: jpeg: unexpected EOF\n    c.jpg: bad\n  missing (1):\n    b.jpg (line 7): gone\n"
 	if b.String() != want {
 		t.Fatalf("report\n%q\nwant\n%q", b.String(), want)
 	}
@@ -281,7 +281,7 @@ func FuzzReadLegend(f *testing.F) {
 		}
 		// The dataset builder must not fail or panic on any parsed legend.
 		files := map[string]bool{"a.jpg": true}
-		d, err := buildLegendDataset(lg, "/imgs", files, LegendOptions{})
+		d, err := buildLegendDataset(lg, "/imgs", files, nil, LegendOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

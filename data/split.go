@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -308,7 +307,7 @@ func dedupeContent(samples []Sample) ([]Sample, []Skip, error) {
 }
 
 func hashFile(p string) ([32]byte, error) {
-	f, err := os.Open(p)
+	f, err := openFile(p)
 	if err != nil {
 		return [32]byte{}, err
 	}

@@ -387,14 +387,19 @@ func TestPrepare(t *testing.T) {
 	out := strings.ReplaceAll(b.String(), root, "ROOT")
 	for _, want := range []string{
 		"legend ROOT/data/legend.csv: 7 rows, 6 distinct images, 5 labelled images found\n",
-		"  1 duplicate rows dropped, 0 images with conflicting labels, 0 rows rejected, 1 rows without an image, 1 images without a row\n",
+		"  1 duplicate rows (same image, same label) kept once\n",
+		"  1 rows unusable: 0 rejected (bad name or label), 1 without an image, 0 naming no readable file (listed under skipped)\n",
+		"  1 images have no legend row (not used): extra.png\n",
 		"  labels written in several cases, merged: happiness (HAPPINESS, happiness)\n",
-		"split (by-subject, seed 1, valid 25%, test 0% of the rest):\n",
+		"verified 5 images in ",
+		"): 4 decode, 1 do not\n",
+		"by-subject split (seed 1, valid 25%, test 0% of the rest):\n",
 		"total           3       1       0       4\n",
 		"layout ROOT/out: 4 linked, 0 copied, 0 unchanged, 0 stale removed\n",
 		"skipped: 2 (corrupt 1, missing 1)\n",
-		"  ROOT/images/gone.png (line 8): missing: listed in the legend but not in the images folder\n",
-		"  ROOT/images/broken.png: corrupt: png header: ",
+		"  missing (1):\n    ROOT/images/gone.png (line 8): listed in the legend but not in the images folder\n",
+		"  corrupt (1):\n    ROOT/images/broken.png: png header: ",
+		"  every skipped file with its reason: ROOT/out/skipped.csv\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

@@ -124,7 +124,8 @@ type EvalResult struct {
 
 // Evaluate runs the predictor on a labelled dataset (a test layout folder or
 // a legend+images pair opened by the caller) whose classes are matched to
-// the model's by name.
+// the model's by name. When no image decodes, the error comes with a result
+// whose Dataset lists what was skipped.
 func (p *Predictor) Evaluate(ctx context.Context, ds *data.Dataset, flipTTA bool) (*EvalResult, error) {
 	if err := p.alignClasses(ds); err != nil {
 		return nil, err
@@ -134,7 +135,7 @@ func (p *Predictor) Evaluate(ctx context.Context, ds *data.Dataset, flipTTA bool
 		return nil, err
 	}
 	if dec.Len() == 0 {
-		return nil, fmt.Errorf("no usable image in %s", ds.Root)
+		return &EvalResult{Dataset: dec}, fmt.Errorf("no usable image in %s", ds.Root)
 	}
 	ev, err := p.Run(ctx, dec, flipTTA)
 	if err != nil {
@@ -248,36 +249,11 @@ type ClassScore struct {
 // (files, or folders searched recursively), and the files that could not be
 // used.
 func (p *Predictor) Predict(ctx context.Context, paths []string, k int, flipTTA bool) ([]Prediction, []data.Skip, error) {
-	var samples []data.Sample
-	for _, root := range paths {
-		st, err := os.Stat(root)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !st.IsDir() {
-			samples = append(samples, data.Sample{Path: root, Name: root})
-			continue
-		}
-		err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != root {
-				return filepath.SkipDir
-			}
-			if !d.IsDir() && !strings.HasPrefix(d.Name(), ".") {
-				samples = append(samples, data.Sample{Path: path, Name: path})
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-	}
-	if len(samples) == 0 {
+	samples, skipped := data.CollectImages(paths)
+	if len(samples) == 0 && len(skipped) == 0 {
 		return nil, nil, fmt.Errorf("no files found in %v", paths)
 	}
-	ds := &data.Dataset{Classes: p.Classes, Samples: samples}
+	ds := &data.Dataset{Classes: p.Classes, Samples: samples, Skipped: skipped}
 	dec, err := p.decode(ctx, ds)
 	if err != nil {
 		return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/internal/atomicfile"
 )
 
@@ -15,7 +16,7 @@ func runFiles(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{LastCheckpoint, BestCheckpoint, EffectiveConfig, HistoryCSV, HistoryJSON, CurvesPNG, ValidationReport} {
+	for _, name := range []string{LastCheckpoint, BestCheckpoint, EffectiveConfig, HistoryCSV, HistoryJSON, CurvesPNG, ValidationReport, data.SkipListName} {
 		path := filepath.Join(dir, name)
 		if _, err := os.Lstat(path); err == nil {
 			files = append(files, path)
@@ -68,4 +69,18 @@ func (r *run) removeStaleTemporaries() error {
 		r.printf("removed %d temporary files an interrupted save left: %s\n", len(removed), strings.Join(names, ", "))
 	}
 	return nil
+}
+
+// reportSkipped prints a summary of the images the run could not use and
+// writes the full list into the run folder (an empty list when there were
+// none, so that it never describes an earlier run).
+func (r *run) reportSkipped() error {
+	list := filepath.Join(r.cfg.Output, data.SkipListName)
+	if err := data.WriteSkipList(list, r.skipped); err != nil {
+		return err
+	}
+	if len(r.skipped) == 0 {
+		return nil
+	}
+	return data.WriteSkipSummary(r.log, r.skipped, list)
 }

@@ -84,6 +84,8 @@ type run struct {
 	// pinned is the data the run is pinned to: the checkpoint's record
 	// while resuming, then the record of the data opened.
 	pinned *DataRecord
+	// skipped lists the images of the splits that could not be used.
+	skipped []data.Skip
 	// pretrained holds the ImageNet weights, read before anything is
 	// written, until the model takes them.
 	pretrained *tensorfile.File
@@ -195,6 +197,9 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	if err := r.removeStaleTemporaries(); err != nil {
 		return err
 	}
+	if err := r.reportSkipped(); err != nil {
+		return err
+	}
 	if err := c.Save(filepath.Join(c.Output, EffectiveConfig)); err != nil {
 		return err
 	}
@@ -247,11 +252,7 @@ func (r *run) decodeSplit(ctx context.Context, part string, ds *data.Dataset) (*
 	if stats.CacheError != "" {
 		r.printf("  pixel cache not used: %s\n", stats.CacheError)
 	}
-	if len(dec.Skipped) > 0 {
-		if err := data.WriteSkipReport(r.log, dec.Skipped); err != nil {
-			return nil, err
-		}
-	}
+	r.skipped = append(r.skipped, dec.Skipped...)
 	if dec.Len() == 0 {
 		return nil, fmt.Errorf("%s: none of the images could be used", dir)
 	}

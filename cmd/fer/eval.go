@@ -56,6 +56,17 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if ds.Legend != nil {
+		if err := data.WriteLegendReport(stdout, ds.Legend); err != nil {
+			return err
+		}
+		if ds.Len() == 0 {
+			if err := data.WriteSkipReport(stdout, ds.Skipped); err != nil {
+				return err
+			}
+			return fmt.Errorf("%s: no row names a usable image in %s (the reasons are listed above)", *legend, *images)
+		}
+	}
 	if *out == "" {
 		name := filepath.Base(filepath.Clean(source))
 		if *legend != "" {
@@ -67,10 +78,21 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	defer ctx.stop()
 	res, err := p.Evaluate(ctx, ds, *tta)
 	if err != nil {
+		if res != nil && res.Dataset != nil {
+			if werr := data.WriteSkipReport(stdout, res.Dataset.Skipped); werr != nil {
+				return werr
+			}
+		}
 		return ctx.wrap(err)
 	}
+	// The list is written even when empty, so that it never describes an
+	// earlier evaluation.
+	list := filepath.Join(*out, data.SkipListName)
+	if err := data.WriteSkipList(list, res.Dataset.Skipped); err != nil {
+		return err
+	}
 	if len(res.Dataset.Skipped) > 0 {
-		if err := data.WriteSkipReport(stdout, res.Dataset.Skipped); err != nil {
+		if err := data.WriteSkipSummary(stdout, res.Dataset.Skipped, list); err != nil {
 			return err
 		}
 	}
@@ -81,6 +103,6 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err := train.WriteEvalOutputs(*out, res); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nwrote %s: results.csv, ground_truth.csv, predictions.csv, metrics.json, metrics.txt, confusion.png\n", *out)
+	fmt.Fprintf(stdout, "\nwrote %s: results.csv, ground_truth.csv, predictions.csv, metrics.json, metrics.txt, confusion.png, %s\n", *out, data.SkipListName)
 	return nil
 }

@@ -31,6 +31,8 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"eval"}, "give either --data DIR or --legend CSV with --images DIR"},
 		{[]string{"predict", "--checkpoint", "x"}, "give at least one image or folder"},
 		{[]string{"prepare", "--split", "alphabetical"}, `unknown split scheme "alphabetical"`},
+		{[]string{"prepare", "--verify=maybe"}, `invalid argument "maybe" for "--verify"`},
+		{[]string{"predict", "--checkpoint", "x", "a.jpg", "https://example.com/face.jpg"}, "https://example.com/face.jpg is a URL: fer does not fetch URLs; download the image first and give its path"},
 		{[]string{"benchmark", "--device", "tpu"}, `unknown device "tpu"`},
 		{[]string{"train", "--device", "tpu"}, `invalid argument "tpu" for "--device" flag: unknown device "tpu" (want auto, cpu, cuda or cuda:N)`},
 		{[]string{"train", "--trainable-base-layers", "25"}, "model.trainable_base_layers: "},

@@ -31,6 +31,11 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if *batch < 1 {
 		return usagef("--batch-size %d must be at least 1", *batch)
 	}
+	for _, a := range fs.Args() {
+		if data.IsURL(a) {
+			return usagef("%s is a URL: fer does not fetch URLs; download the image first and give its path", a)
+		}
+	}
 	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: device, BatchSize: *batch})
 	if err != nil {
 		return err

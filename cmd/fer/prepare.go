@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
-	"sort"
-	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/fertorch/fertorch/data"
 )
@@ -23,6 +26,8 @@ func runPrepare(args []string, stdout, stderr io.Writer) error {
 	link := fs.String("link", "auto", "how files are placed: auto (hard links, copies where impossible), link or copy")
 	dedupe := fs.Bool("dedupe", true, "drop byte-identical images before splitting (so one picture cannot be in two splits)")
 	anyLabel := fs.Bool("any-label", false, "accept any label, not only the eight emotions")
+	verify := fs.Bool("verify", true, "decode every image before splitting and leave out (and list) those that cannot be used")
+	progress := fs.String("progress", "auto", "progress bar while verifying: auto (on a terminal), on or off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,77 +51,65 @@ func runPrepare(args []string, stdout, stderr io.Writer) error {
 	if *valid < 0 || *valid >= 1 || *test < 0 || *test >= 1 {
 		return usagef("--valid and --test must be in [0, 1)")
 	}
-	ds, err := data.OpenLegend(*legend, *images, data.LegendOptions{AnyLabel: *anyLabel})
+	bars, err := progressEnabled(*progress, stdout)
 	if err != nil {
 		return err
 	}
-	printLegendReport(stdout, ds.Legend)
-	if len(ds.Skipped) > 0 {
-		if err := data.WriteSkipReport(stdout, ds.Skipped); err != nil {
-			return err
+	cfg := data.PrepareConfig{
+		LegendFile: *legend,
+		ImagesDir:  *images,
+		OutDir:     *out,
+		Legend:     data.LegendOptions{AnyLabel: *anyLabel},
+		Split:      data.SplitConfig{Scheme: sch, ValidFraction: *valid, TestFraction: *test, Seed: *seed, DedupeContent: *dedupe},
+		Link:       mode,
+		Verify:     *verify,
+	}
+	var bar *progressbar.ProgressBar
+	if *verify && bars {
+		cfg.Progress = func(done, total int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total,
+					progressbar.OptionSetWriter(stdout),
+					progressbar.OptionSetDescription("verifying images"),
+					progressbar.OptionShowCount(),
+					progressbar.OptionShowIts(),
+					progressbar.OptionSetItsString("img"),
+					progressbar.OptionSetWidth(24),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionSetPredictTime(true),
+					progressbar.OptionOnCompletion(func() { fmt.Fprintln(stdout) }),
+				)
+			}
+			_ = bar.Set(done)
 		}
 	}
-	if ds.Len() == 0 {
-		return fmt.Errorf("%s: no labelled image found in %s", *legend, *images)
+	ctx := onInterrupt()
+	defer ctx.stop()
+	rep, err := data.Prepare(ctx, cfg)
+	if bar != nil {
+		_ = bar.Finish()
 	}
-	split, err := data.SplitDataset(ds, data.SplitConfig{Scheme: sch, ValidFraction: *valid, TestFraction: *test, Seed: *seed, DedupeContent: *dedupe})
-	if err != nil {
-		return err
-	}
-	if len(split.Dropped) > 0 {
-		fmt.Fprintf(stdout, "\nleft out before splitting:\n")
-		if err := data.WriteSkipReport(stdout, split.Dropped); err != nil {
-			return err
+	if rep != nil {
+		if werr := rep.Write(stdout); werr != nil && err == nil {
+			err = werr
 		}
 	}
-	fmt.Fprintf(stdout, "\n%s split (seed %d):\n%s\n", sch, *seed, data.FormatSplitTable(split))
-	rep, err := data.WriteLayout(*out, split, mode)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, rep)
-	for _, w := range rep.Warnings {
-		fmt.Fprintln(stdout, "warning:", w)
-	}
-	return nil
+	return ctx.wrap(err)
 }
 
-func printLegendReport(w io.Writer, r *data.LegendReport) {
-	if r == nil {
-		return
-	}
-	fmt.Fprintf(w, "legend %s: %d rows, %d unique images, %d labelled images found\n", r.File, r.Rows, r.UniqueImages, r.Labelled)
-	if len(r.Duplicates) > 0 {
-		fmt.Fprintf(w, "  %d duplicate rows (same image, same label) kept once\n", len(r.Duplicates))
-	}
-	if len(r.Conflicts) > 0 {
-		fmt.Fprintf(w, "  %d images listed with different labels were left out:\n", len(r.Conflicts))
-		for _, c := range r.Conflicts {
-			fmt.Fprintf(w, "    %s: %s (lines %v)\n", c.Image, strings.Join(c.Labels, " vs "), c.Lines)
+// progressEnabled reads a --progress value: bars are drawn on a terminal
+// (auto), always (on) or never (off).
+func progressEnabled(value string, stdout io.Writer) (bool, error) {
+	switch value {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	case "auto":
+		if f, ok := stdout.(*os.File); ok {
+			return term.IsTerminal(int(f.Fd())), nil
 		}
+		return false, nil
 	}
-	if len(r.Unlisted) > 0 {
-		fmt.Fprintf(w, "  %d images have no legend row (not used):", len(r.Unlisted))
-		shown := r.Unlisted
-		if len(shown) > 10 {
-			shown = shown[:10]
-		}
-		fmt.Fprintf(w, " %s", strings.Join(shown, ", "))
-		if len(r.Unlisted) > len(shown) {
-			fmt.Fprintf(w, ", ... (%d more)", len(r.Unlisted)-len(shown))
-		}
-		fmt.Fprintln(w)
-	}
-	if len(r.RawLabels) > 0 {
-		var labels []string
-		for l := range r.RawLabels {
-			labels = append(labels, l)
-		}
-		sort.Strings(labels)
-		parts := make([]string, len(labels))
-		for i, l := range labels {
-			parts[i] = fmt.Sprintf("%s %d", l, r.RawLabels[l])
-		}
-		fmt.Fprintf(w, "  labels as written: %s\n", strings.Join(parts, ", "))
-	}
+	return false, usagef("--progress must be auto, on or off, not %q", value)
 }

@@ -215,8 +215,9 @@ func sameRun(t *testing.T, want, got string) {
 
 // TestDamagedCheckpointsAndUnreadableImages: a truncated checkpoint and one
 // with a flipped byte are refused with errors that say so, by the loader and
-// by eval; predict lists a file that is no image as skipped and fails when
-// no image is left.
+// by eval; predict lists a file that is no image and a missing path as
+// skipped and fails when no image is left; eval --legend lists why rows are
+// unusable and fails with that list when none is.
 func TestDamagedCheckpointsAndUnreadableImages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a short run")
@@ -277,6 +278,51 @@ func TestDamagedCheckpointsAndUnreadableImages(t *testing.T) {
 	out, err = exec.Command(fer, "predict", "--checkpoint", best, notImage).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "none of the 1 files given could be read as an image") {
 		t.Errorf("predict on a text file only: %v\n%s", err, out)
+	}
+	missing := filepath.Join(dir, "nope.jpg")
+	out, err = exec.Command(fer, "predict", "--checkpoint", best, images[0], missing).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "skipped: 1 (missing 1)\n  missing (1):\n    "+missing+": no such file or folder\n") {
+		t.Errorf("predict on an image and a missing path: %v\n%s", err, out)
+	}
+
+	// eval --legend says why rows are unusable, a folder named like an
+	// image included, and lists them in skipped.csv.
+	src := filepath.Join(dir, "evalsrc")
+	if err := os.MkdirAll(filepath.Join(src, "album.jpg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	legend := "user.id,image,emotion\n"
+	for _, img := range images[:2] {
+		b, err := os.ReadFile(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(src, filepath.Base(img)), b, 0o644)
+		legend += "u," + filepath.Base(img) + "," + filepath.Base(filepath.Dir(img)) + "\n"
+	}
+	legend += "u,album.jpg,happiness\nu,x.jpg,bored\n"
+	os.WriteFile(filepath.Join(dir, "legend.csv"), []byte(legend), 0o644)
+	evalOut := filepath.Join(dir, "eval-legend")
+	out, err = exec.Command(fer, "eval", "--checkpoint", best, "--legend", filepath.Join(dir, "legend.csv"), "--images", src, "-o", evalOut).CombinedOutput()
+	for _, want := range []string{
+		"  2 rows unusable: 1 rejected (bad name or label), 0 without an image, 1 naming no readable file (listed under skipped)\n",
+		"skipped: 2 (unknown-label 1, unreadable 1)\n",
+		"    x.jpg (line 5): label \"bored\" is not one of anger, happiness, sadness, surprise\n",
+		"    " + filepath.Join(src, "album.jpg") + " (line 4): is a folder, not an image file\n",
+		"  every skipped file with its reason: " + filepath.Join(evalOut, "skipped.csv") + "\n",
+	} {
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("eval --legend: %v: output lacks %q:\n%s", err, want, out)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(evalOut, "skipped.csv")); err != nil || strings.Count(string(b), "\n") != 3 {
+		t.Errorf("eval's skipped.csv: %v\n%s", err, b)
+	}
+	os.WriteFile(filepath.Join(dir, "junk.csv"), []byte("user.id,image,emotion\nu,album.jpg,happiness\nu,x.jpg,bored\n"), 0o644)
+	out, err = exec.Command(fer, "eval", "--checkpoint", best, "--legend", filepath.Join(dir, "junk.csv"), "--images", src, "-o", evalOut).CombinedOutput()
+	want := "fer eval: " + filepath.Join(dir, "junk.csv") + ": no row names a usable image in " + src + " (the reasons are listed above)\n"
+	if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "is a folder, not an image file") {
+		t.Errorf("eval --legend with no usable row: %v: want %q in\n%s", err, want, out)
 	}
 }
 
