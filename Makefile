@@ -89,7 +89,7 @@ PURE_DIRS := data torch/tensorfile train/metrics train/plot internal/atomicfile 
 PURE_PKGS = $(foreach d,$(PURE_DIRS),$(if $(wildcard $(d)/*.go),./$(d)/...))
 
 test: deps $(SHIM) vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 	$(if $(strip $(PURE_PKGS)),$(GO) test -count=1 -race $(PURE_PKGS))
 	$(MAKE) fuzz
 

@@ -67,27 +67,27 @@ type PrepareReport struct {
 // the report so far with an error.
 func Prepare(ctx context.Context, cfg PrepareConfig) (*PrepareReport, error) {
 	if cfg.OutDir == "" {
-		return nil, errors.New("prepare: no output folder")
+		return nil, errors.New("no output folder given")
 	}
 	d, err := OpenLegend(cfg.LegendFile, cfg.ImagesDir, cfg.Legend)
 	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
+		return nil, err
 	}
 	rep := &PrepareReport{Dataset: d}
 	if cfg.Verify {
 		start := time.Now()
 		n := d.Len()
 		if d, err = verifyImages(ctx, d, cfg.Limits, cfg.Workers, cfg.Progress); err != nil {
-			return nil, fmt.Errorf("prepare: %w", err)
+			return nil, err
 		}
 		rep.Dataset, rep.Verified, rep.VerifyTime = d, n, time.Since(start)
 	}
 	if d.Len() == 0 {
-		return rep, fmt.Errorf("prepare: %s: no usable labelled image in %s", cfg.LegendFile, cfg.ImagesDir)
+		return rep, fmt.Errorf("%s: no usable labelled image in %s", cfg.LegendFile, cfg.ImagesDir)
 	}
 	sp, err := SplitDataset(d, cfg.Split)
 	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
+		return nil, err
 	}
 	d.Skipped = append(d.Skipped, sp.Dropped...)
 	listFile := filepath.Join(filepath.Clean(cfg.OutDir), SkipListName)
@@ -100,7 +100,7 @@ func Prepare(ctx context.Context, cfg PrepareConfig) (*PrepareReport, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
+		return nil, err
 	}
 	rep.Split, rep.Layout, rep.SkipList = sp, lay, listFile
 	return rep, nil

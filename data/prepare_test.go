@@ -317,7 +317,7 @@ func TestPrepareReplacesLayoutOnlyWhenComplete(t *testing.T) {
 	writeTree(t, other, map[string]string{"photo.jpg": "x"})
 	cfg.OutDir = other
 	_, err = Prepare(context.Background(), cfg)
-	want := "prepare: layout: " + other + " is not empty and holds no train, valid or test folder: give a new or empty folder, or one that fer prepare wrote"
+	want := "layout: " + other + " is not empty and holds no train, valid or test folder: give a new or empty folder, or one that fer prepare wrote"
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v, want %q", err, want)
 	}

@@ -178,7 +178,13 @@ func LoadConfig(path string) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			// One line, each problem with its line number.
+			msg = strings.Join(te.Errors, "; ")
+		}
+		return cfg, fmt.Errorf("config %s: %s", path, msg)
 	}
 	var given struct {
 		Model struct {

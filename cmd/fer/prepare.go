@@ -19,11 +19,13 @@ func runPrepare(args []string, stdout, stderr io.Writer) error {
 	legend := fs.String("legend", "", "legend CSV (default: SOURCE/data/legend.csv)")
 	images := fs.String("images", "", "images folder (default: SOURCE/images)")
 	out := fs.StringP("out", "o", "work/data", "where to write train/, valid/ and test/ class folders")
-	scheme := fs.String("split", "by-subject", "split scheme: seed (the tutorial's random split), stratified or by-subject (no person in two splits)")
+	sch := data.SplitBySubject
+	fs.Var(&sch, "split", "split scheme: "+data.SplitSchemeNames()+" (seed: the tutorial's random split; by-subject: no person in two splits)")
 	valid := fs.Float64("valid", 0.10, "share of the images for validation")
 	test := fs.Float64("test", 0.05, "share of the remaining images for the test split")
 	seed := fs.Uint64("seed", 42, "split seed")
-	link := fs.String("link", "auto", "how files are placed: auto (hard links, copies where impossible), link or copy")
+	mode := data.LinkAuto
+	fs.Var(&mode, "link", "how files are placed: "+data.LinkModeNames()+" (auto: hard links, copies where impossible)")
 	dedupe := fs.Bool("dedupe", true, "drop byte-identical images before splitting (so one picture cannot be in two splits)")
 	anyLabel := fs.Bool("any-label", false, "accept any label, not only the eight emotions")
 	verify := fs.Bool("verify", true, "decode every image before splitting and leave out (and list) those that cannot be used")
@@ -39,14 +41,6 @@ func runPrepare(args []string, stdout, stderr io.Writer) error {
 	}
 	if *images == "" {
 		*images = filepath.Join(*source, "images")
-	}
-	sch, err := data.ParseSplitScheme(*scheme)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	mode, err := data.ParseLinkMode(*link)
-	if err != nil {
-		return usagef("%v", err)
 	}
 	if *valid < 0 || *valid >= 1 || *test < 0 || *test >= 1 {
 		return usagef("--valid and --test must be in [0, 1)")

@@ -29,7 +29,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := train.ResolveConfig(fs, *configPath)
 	if err != nil {
-		return err
+		// A config file is part of the command line: its mistakes exit 2.
+		return usagef("%v", err)
 	}
 	opts := train.Options{Resume: *resume, Log: stdout, Warnings: stderr, Overwrite: *overwrite}
 	if *resume != "" {

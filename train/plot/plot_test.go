@@ -283,8 +283,9 @@ func TestSaveFiles(t *testing.T) {
 	if len(entries) != 3 {
 		t.Errorf("%d files in the output folder, want 3", len(entries))
 	}
-	if err := SaveCurvesPNG(filepath.Join(dir, "missing", "x.png"), h, CurvesOptions{}); err == nil {
-		t.Error("saving into a missing folder succeeded")
+	// The folder is made when missing, but not under a file.
+	if err := SaveCurvesPNG(filepath.Join(dir, "curves.png", "x.png"), h, CurvesOptions{}); err == nil {
+		t.Error("saving into a folder under a file succeeded")
 	}
 	if err := SaveCurvesPNG(filepath.Join(dir, "empty.png"), History{}, CurvesOptions{}); err == nil {
 		t.Error("saving an empty history succeeded")
