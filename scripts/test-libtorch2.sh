@@ -10,7 +10,7 @@
 # (tracked and untracked, not ignored files) and runs, inside it with this
 # machine's Go toolchain and module cache:
 #
-#     make shim && go vet ./... && go test -count=1 $FERTORCH_LIBTORCH2_TESTFLAGS ./...
+#     make shim && go vet ./... && go test -count=1 -timeout 30m $FERTORCH_LIBTORCH2_TESTFLAGS ./...
 #
 # Mounts live in a private mount namespace, so nothing is left mounted when
 # the script ends, however it ends. Needs root (debootstrap, chroot) and
@@ -89,7 +89,7 @@ echo "libtorch-dev $(dpkg-query -W -f='${Version}' libtorch-dev), $(g++ --versio
 make shim
 go vet ./...
 # shellcheck disable=SC2086 # TESTFLAGS holds several flags
-go test -count=1 $TESTFLAGS ./...
+go test -count=1 -timeout 30m $TESTFLAGS ./...
 INSIDE
 
 sample=""
