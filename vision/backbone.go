@@ -131,6 +131,15 @@ var archTable = []ArchSpec{
 			imagenet("IMAGENET1K_V1", modelsURL+"resnet50-0676ba61.pth", "0676ba61", 256),
 		},
 		build: func(c BackboneConfig) (Backbone, error) { return NewResNet(ArchResNet50, c) }},
+	{Arch: ArchMobileNetV3Large, FeatureWidth: 960, Params: 5483032, MinInputSize: 1, Classifier: "classifier.3.",
+		Weights: []Weights{
+			imagenet("IMAGENET1K_V2", modelsURL+"mobilenet_v3_large-5c1a4163.pth", "5c1a4163", 232),
+			imagenet("IMAGENET1K_V1", modelsURL+"mobilenet_v3_large-8738ca79.pth", "8738ca79", 256),
+		},
+		build: newMobileNetV3Large},
+	{Arch: ArchEfficientNetB0, FeatureWidth: 1280, Params: 5288548, MinInputSize: 1, Classifier: "classifier.1.",
+		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"efficientnet_b0_rwightman-3dd342df.pth", "3dd342df", 256)},
+		build:   newEfficientNetB0},
 }
 
 // Archs lists the architecture table.

@@ -68,6 +68,9 @@ func maxAbs(a, b []float32) float64 {
 // dict loads strictly; eval-mode logits and features on the same weights
 // and input; one training step's loss, gradients and batch-norm
 // statistics, with stochastic depth and dropout drawn after the same seed.
+// Each gradient tensor must be within gradTolerance of torchvision's,
+// relative to its largest value (or to 1e-3 of the network's largest
+// gradient, for tensors whose exact gradient is zero).
 func checkBackbone(t *testing.T, c backboneCase) {
 	if c.heavy && testing.Short() {
 		t.Skipf("skipping %s in -short mode", c.arch)
@@ -257,6 +260,14 @@ func checkBackbone(t *testing.T, c backboneCase) {
 		t.Errorf("training loss %.7g, torchvision %.7g", lv, wantLoss)
 	}
 	grads := pyref.MustReadFloat32s(t, filepath.Join(dir, "grads.bin"))
+	// Some gradients are zero in exact arithmetic (a batch norm's bias
+	// right before another batch norm in training mode: the second one
+	// removes any constant shift), so both sides hold rounding noise of
+	// about 1e-8 (mobilenet_v3_large). Such tensors are compared against
+	// gradFloor times the largest gradient of the whole network instead of
+	// their own largest: an absolute tolerance of 1e-7 of that gradient.
+	const gradFloor = 1e-3
+	globalMax := maxAbs(grads, make([]float32, len(grads)))
 	off, worst, worstName := 0, 0.0, ""
 	for _, p := range m.Parameters() {
 		g, err := p.Tensor.Grad()
@@ -273,24 +284,24 @@ func checkBackbone(t *testing.T, c backboneCase) {
 		}
 		w := grads[off : off+len(gv)]
 		off += len(gv)
-		scale := maxAbs(w, make([]float32, len(w)))
+		scale := math.Max(maxAbs(w, make([]float32, len(w))), gradFloor*globalMax)
 		d := maxAbs(gv, w)
 		rel := 0.0
 		if d > 0 {
-			rel = d / math.Max(scale, 1e-12)
+			rel = d / math.Max(scale, 1e-30)
 		}
 		if rel > worst {
 			worst, worstName = rel, p.Name
 		}
 		if rel > gradTolerance {
-			t.Errorf("gradient of %s: max abs diff %.3g, %.3g relative to its largest value %.3g", p.Name, d, rel, scale)
+			t.Errorf("gradient of %s: max abs diff %.3g, %.3g relative to %.3g", p.Name, d, rel, scale)
 		}
 		_ = p.Tensor.ZeroGrad()
 	}
 	if off != len(grads) {
 		t.Errorf("compared %d gradient values, torchvision has %d", off, len(grads))
 	}
-	t.Logf("training step at %dx%d, batch %d: loss %.6g (torchvision %.6g), worst relative gradient diff %.3g (%s)", c.gradSize, c.gradSize, c.gradBatch, lv, wantLoss, worst, worstName)
+	t.Logf("training step at %dx%d, batch %d: loss %.6g (torchvision %.6g), worst relative gradient diff %.3g (%s; largest gradient %.3g)", c.gradSize, c.gradSize, c.gradBatch, lv, wantLoss, worst, worstName, globalMax)
 	bufs := pyref.MustReadFloat32s(t, filepath.Join(dir, "buffers.bin"))
 	params := map[*torch.Tensor]bool{}
 	for _, p := range m.Parameters() {
@@ -321,6 +332,19 @@ func TestResNetParity(t *testing.T) {
 	for _, c := range []backboneCase{
 		{arch: vision.ArchResNet18, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "fc"},
 		{arch: vision.ArchResNet50, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "fc", heavy: true},
+	} {
+		t.Run(string(c.arch), func(t *testing.T) { checkBackbone(t, c) })
+	}
+}
+
+// TestMobileParity checks mobilenet_v3_large and efficientnet_b0 against
+// torchvision: eval logits and features at 224x224 (batch 2); a training
+// step at 96x96 (batch 4) with dropout and, for efficientnet_b0,
+// stochastic depth drawn after the same seed. Skipped with -short.
+func TestMobileParity(t *testing.T) {
+	for _, c := range []backboneCase{
+		{arch: vision.ArchMobileNetV3Large, classes: 8, evalSize: 224, gradSize: 96, gradBatch: 4, head: "classifier", heavy: true},
+		{arch: vision.ArchEfficientNetB0, classes: 8, evalSize: 224, gradSize: 96, gradBatch: 4, head: "classifier", heavy: true},
 	} {
 		t.Run(string(c.arch), func(t *testing.T) { checkBackbone(t, c) })
 	}

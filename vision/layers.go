@@ -8,9 +8,27 @@ import (
 )
 
 // builder collects the first error of a chain of layer constructions, so
-// that an architecture reads as torchvision's does; everything it made is
-// released by the model's Free when the build fails.
-type builder struct{ err error }
+// that an architecture reads as torchvision's does, and remembers every
+// tensor it made, so that a failed build releases them (release).
+type builder struct {
+	err  error
+	made []*torch.Tensor
+}
+
+// own records a new module's tensors.
+func (b *builder) own(m nn.Module) {
+	for _, p := range nn.StateDict(m) {
+		b.made = append(b.made, p.Tensor)
+	}
+}
+
+// release frees everything the builder made (after a failed build).
+func (b *builder) release() {
+	for _, t := range b.made {
+		t.Free()
+	}
+	b.made = nil
+}
 
 // conv is a square convolution initialised as torchvision's CNNs do:
 // Kaiming-normal weights (fan_out, ReLU gain), zero bias.
@@ -23,6 +41,7 @@ func (b *builder) conv(in, out, kernel, stride, padding, groups int64, bias bool
 		b.err = err
 		return nil
 	}
+	b.own(c)
 	b.init(c.Weight, torch.InitKaimingNormalFanOut())
 	if c.Bias != nil {
 		b.init(c.Bias, torch.InitConstant(0))
@@ -40,6 +59,7 @@ func (b *builder) bn(ch int64, eps, momentum float64) *nn.BatchNorm2d {
 		b.err = err
 		return nil
 	}
+	b.own(n)
 	n.Eps, n.Momentum = eps, momentum
 	return n
 }
@@ -55,6 +75,7 @@ func (b *builder) linear(in, out int64, weightInit, biasInit *torch.Init) *nn.Li
 		b.err = err
 		return nil
 	}
+	b.own(l)
 	if weightInit != nil {
 		b.init(l.Weight, *weightInit)
 	}
@@ -73,6 +94,7 @@ func (b *builder) layerNorm(features int64, eps float64, channelsFirst bool) *nn
 		b.err = err
 		return nil
 	}
+	b.own(l)
 	l.ChannelsFirst = channelsFirst
 	return l
 }
@@ -86,9 +108,7 @@ func (b *builder) init(t *torch.Tensor, init torch.Init) {
 	}
 }
 
-func initPtr(i torch.Init) *torch.Init { return &i }
-
-// addInPlace is x + y as a new tensor, releasing x (an intermediate).
+// addAndFree is x + y as a new tensor, releasing x (an intermediate).
 func addAndFree(x, y *torch.Tensor) (*torch.Tensor, error) {
 	s, err := x.Add(y)
 	x.Free()

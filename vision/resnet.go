@@ -145,7 +145,7 @@ func NewResNet(arch Arch, cfg BackboneConfig) (Backbone, error) {
 	n.width = in
 	fc := b.linear(in, int64(cfg.NumClasses), nil, nil)
 	if b.err != nil {
-		n.Free()
+		b.release()
 		return nil, fmt.Errorf("%s: %w", arch, b.err)
 	}
 	n.Add("fc", fc)
