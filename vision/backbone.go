@@ -23,6 +23,7 @@ const (
 	ArchResNet50         Arch = "resnet50"
 	ArchMobileNetV3Large Arch = "mobilenet_v3_large"
 	ArchEfficientNetB0   Arch = "efficientnet_b0"
+	ArchConvNeXtTiny     Arch = "convnext_tiny"
 )
 
 // ArchNames lists the legal architecture names in table order.
@@ -140,6 +141,9 @@ var archTable = []ArchSpec{
 	{Arch: ArchEfficientNetB0, FeatureWidth: 1280, Params: 5288548, MinInputSize: 1, Classifier: "classifier.1.",
 		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"efficientnet_b0_rwightman-3dd342df.pth", "3dd342df", 256)},
 		build:   newEfficientNetB0},
+	{Arch: ArchConvNeXtTiny, FeatureWidth: 768, Params: 28589128, MinInputSize: 32, Classifier: "classifier.2.",
+		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"convnext_tiny-983f1562.pth", "983f1562", 236)},
+		build:   newConvNeXtTiny},
 }
 
 // Archs lists the architecture table.

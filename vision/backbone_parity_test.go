@@ -349,3 +349,10 @@ func TestMobileParity(t *testing.T) {
 		t.Run(string(c.arch), func(t *testing.T) { checkBackbone(t, c) })
 	}
 }
+
+// TestConvNeXtParity checks convnext_tiny against torchvision: eval logits
+// and features at 224x224 (batch 2), a training step at 64x64 (batch 4)
+// with stochastic depth drawn after the same seed. Skipped with -short.
+func TestConvNeXtParity(t *testing.T) {
+	checkBackbone(t, backboneCase{arch: vision.ArchConvNeXtTiny, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "classifier", heavy: true})
+}

@@ -237,7 +237,8 @@ func newEfficientNetB0(cfg BackboneConfig) (Backbone, error) {
 }
 
 // finishMobile assembles a network of torchvision's shape `features`,
-// `avgpool`, `classifier`, with one stage per entry of features.
+// `avgpool`, `classifier` (MobileNetV3, EfficientNet, ConvNeXt), with one
+// stage per entry of features.
 func finishMobile(b *builder, arch Arch, cfg BackboneConfig, features, classifier *nn.Sequential, width int64, final string) (Backbone, error) {
 	n := &network{arch: arch, cfg: cfg, width: width, classifier: final, head: classifier, training: true}
 	n.Add("features", features)
