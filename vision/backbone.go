@@ -24,6 +24,7 @@ const (
 	ArchMobileNetV3Large Arch = "mobilenet_v3_large"
 	ArchEfficientNetB0   Arch = "efficientnet_b0"
 	ArchConvNeXtTiny     Arch = "convnext_tiny"
+	ArchViTB16           Arch = "vit_b_16"
 )
 
 // ArchNames lists the legal architecture names in table order.
@@ -100,7 +101,9 @@ type ArchSpec struct {
 	FeatureWidth int64
 	// Params is the parameter count with 1000 classes, as torchvision's.
 	Params int64
-	// MinInputSize is the smallest square input the network accepts.
+	// MinInputSize is the smallest square input the network accepts (ViT
+	// takes multiples of it, fixed when it is built: BackboneConfig's
+	// InputSize; its ImageNet weights need 224).
 	MinInputSize int
 	// Classifier is the name prefix of the final linear layer, the only
 	// parameters whose shapes depend on the number of classes.
@@ -144,6 +147,9 @@ var archTable = []ArchSpec{
 	{Arch: ArchConvNeXtTiny, FeatureWidth: 768, Params: 28589128, MinInputSize: 32, Classifier: "classifier.2.",
 		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"convnext_tiny-983f1562.pth", "983f1562", 236)},
 		build:   newConvNeXtTiny},
+	{Arch: ArchViTB16, FeatureWidth: 768, Params: 86567656, MinInputSize: 16, Classifier: "heads.head.",
+		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"vit_b_16-c867db91.pth", "c867db91", 256)},
+		build:   newViTB16},
 }
 
 // Archs lists the architecture table.
@@ -219,7 +225,13 @@ type Stage struct {
 func (s Stage) Parameters() []torch.NamedTensor {
 	var ps []torch.NamedTensor
 	for _, m := range s.Modules {
-		ps = append(ps, nn.Prefixed(m.Name, m.Module.Parameters())...)
+		for _, p := range m.Module.Parameters() {
+			name := m.Name
+			if p.Name != "" { // "" is a bare parameter (ViT's class_token)
+				name += "." + p.Name
+			}
+			ps = append(ps, torch.NamedTensor{Name: name, Tensor: p.Tensor})
+		}
 	}
 	return ps
 }

@@ -356,3 +356,11 @@ func TestMobileParity(t *testing.T) {
 func TestConvNeXtParity(t *testing.T) {
 	checkBackbone(t, backboneCase{arch: vision.ArchConvNeXtTiny, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "classifier", heavy: true})
 }
+
+// TestViTParity checks vit_b_16 against torchvision, built for 32x32 inputs
+// (torchvision's image_size=32: 4 patches and the class token; 224 would
+// take minutes on 2 cores): eval logits and features (batch 2) and a
+// training step (batch 4). Skipped with -short.
+func TestViTParity(t *testing.T) {
+	checkBackbone(t, backboneCase{arch: vision.ArchViTB16, classes: 8, evalSize: 32, gradSize: 32, gradBatch: 4, head: "heads", imageSize: 32, heavy: true})
+}

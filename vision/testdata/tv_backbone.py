@@ -67,7 +67,7 @@ with torch.no_grad():
         m.num_batches_tracked.zero_()
 sd = model.state_dict()
 torch.save(sd, os.path.join(d, "state.pth"))
-default_count = sum(p.numel() for p in build(weights=None, **kwargs).parameters())
+default_count = sum(p.numel() for p in build(weights=None).parameters())  # 1000 classes, 224x224
 json.dump({
     "keys": [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in sd.items()],
     "params": sum(p.numel() for p in model.parameters()),
