@@ -111,4 +111,3 @@ func then(x *torch.Tensor, f func(*torch.Tensor) (*torch.Tensor, error)) (*torch
 	x.Free()
 	return y, err
 }
-
