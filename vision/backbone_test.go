@@ -7,6 +7,7 @@ import (
 
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/nn"
+	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/vision"
 )
 
@@ -186,5 +187,46 @@ func TestVGGAsBackbone(t *testing.T) {
 	}
 	if !slices.Equal(f.Shape(), []int64{2, 512}) {
 		t.Errorf("features shape %v", f.Shape())
+	}
+}
+
+// TestLoadExcludingClassifier: a 1000-class resnet18 state dict loads
+// strictly into an 8-class resnet18 when the classifier is excluded, and
+// the new classifier keeps its own values.
+func TestLoadExcludingClassifier(t *testing.T) {
+	src, err := vision.NewBackbone(vision.ArchResNet18, vision.BackboneConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Free()
+	var file tensorfile.File
+	for _, p := range src.StateTensors() {
+		e, err := torch.ToEntry(p.Name, p.Tensor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file.Entries = append(file.Entries, e)
+	}
+	dst, err := vision.NewBackbone(vision.ArchResNet18, vision.BackboneConfig{NumClasses: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Free()
+	if _, err := vision.LoadStateDict(dst.StateTensors(), &file, vision.LoadOptions{Strict: true}); err == nil {
+		t.Fatal("a 1000-class fc loaded into an 8-class model")
+	}
+	fc, _ := dst.Parameters()[len(dst.Parameters())-2].Tensor.Float32s()
+	rep, err := vision.LoadStateDict(dst.StateTensors(), &file, vision.LoadOptions{Strict: true, Exclude: []string{dst.Classifier()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Loaded) != len(file.Entries)-2 || len(rep.Ignored) != 4 {
+		t.Errorf("loaded %d of %d, ignored %v", len(rep.Loaded), len(file.Entries), rep.Ignored)
+	}
+	want, _ := src.StateTensors()[0].Tensor.Float32s()
+	got, _ := dst.StateTensors()[0].Tensor.Float32s()
+	after, _ := dst.Parameters()[len(dst.Parameters())-2].Tensor.Float32s()
+	if !slices.Equal(got, want) || !slices.Equal(after, fc) {
+		t.Error("conv1 was not loaded or fc was overwritten")
 	}
 }
