@@ -25,6 +25,13 @@
 #define FER_AUTOCAST_BY_DEVICE 0
 #endif
 
+// at::scaled_dot_product_attention (fused attention kernels) arrived in 2.0.
+#if TORCH_VERSION_MAJOR >= 2
+#define FER_FUSED_ATTENTION 1
+#else
+#define FER_FUSED_ATTENTION 0
+#endif
+
 #define FER_STR2(x) #x
 #define FER_STR(x) FER_STR2(x)
 
@@ -900,5 +907,76 @@ char* fer_unscale_grads(const fer_tensor* params, int n, double inv_scale, int* 
   }
   FER_CATCH
 }
+
+// ---- backbone operations ----------------------------------------------------------------
+
+char* fer_activation(int op, fer_tensor t, fer_tensor* out) {
+  FER_TRY
+  const at::Tensor& x = get(t, "activation");
+  at::Tensor r;
+  switch (op) {
+    case FER_SILU: r = at::silu(x); break;
+    case FER_HARDSWISH: r = at::hardswish(x); break;
+    case FER_HARDSIGMOID: r = at::hardsigmoid(x); break;
+    case FER_GELU: r = at::gelu(x, "none"); break;
+    case FER_GELU_TANH: r = at::gelu(x, "tanh"); break;
+    default: throw std::invalid_argument("unknown activation code " + std::to_string(op));
+  }
+  *out = wrap(std::move(r));
+  FER_CATCH
+}
+
+char* fer_layer_norm(fer_tensor input, const int64_t* normalized_shape, int ndim, fer_tensor weight,
+                     fer_tensor bias, double eps, fer_tensor* out) {
+  FER_TRY
+  *out = wrap(at::layer_norm(get(input, "layer_norm input"), ints(normalized_shape, ndim),
+                             optional_tensor(weight), optional_tensor(bias), eps, /*cudnn_enable=*/true));
+  FER_CATCH
+}
+
+char* fer_stochastic_depth(fer_tensor input, double p, int row_mode, int train, fer_tensor* out) {
+  FER_TRY
+  const at::Tensor& x = get(input, "stochastic_depth");
+  if (p < 0 || p > 1) {
+    throw std::invalid_argument("stochastic depth probability must be in [0, 1], got " + std::to_string(p));
+  }
+  if (!train || p == 0) {
+    *out = wrap(x);
+    return nullptr;
+  }
+  // The same calls, in the same order, as torchvision.ops.stochastic_depth,
+  // so that a seed gives torchvision's mask.
+  double survival = 1.0 - p;
+  std::vector<int64_t> size(static_cast<size_t>(x.dim()), 1);
+  if (row_mode) {
+    if (x.dim() == 0) throw std::invalid_argument("row-mode stochastic depth needs a batch dimension");
+    size[0] = x.size(0);
+  }
+  at::Tensor noise = at::empty(size, at::TensorOptions().dtype(x.scalar_type()).device(x.device()));
+  noise.bernoulli_(survival);
+  if (survival > 0) noise.div_(survival);
+  *out = wrap(x * noise);
+  FER_CATCH
+}
+
+char* fer_scaled_dot_product_attention(fer_tensor q, fer_tensor k, fer_tensor v, fer_tensor* out) {
+  FER_TRY
+  const at::Tensor& query = get(q, "attention query");
+  const at::Tensor& key = get(k, "attention key");
+  const at::Tensor& value = get(v, "attention value");
+  if (query.dim() < 2) throw std::invalid_argument("attention query needs at least 2 dimensions");
+#if FER_FUSED_ATTENTION
+  *out = wrap(at::scaled_dot_product_attention(query, key, value));
+#else
+  // PyTorch 1.13's math path (F._scaled_dot_product_attention): scale q, then
+  // q kᵀ, softmax, times v.
+  at::Tensor scaled = query / std::sqrt(static_cast<double>(query.size(-1)));
+  at::Tensor attn = at::softmax(at::matmul(scaled, key.transpose(-2, -1)), -1);
+  *out = wrap(at::matmul(attn, value));
+#endif
+  FER_CATCH
+}
+
+int fer_has_fused_attention(void) { return FER_FUSED_ATTENTION; }
 
 }  // extern "C"

@@ -253,6 +253,32 @@ char* fer_sgd_step(fer_tensor param, fer_tensor buf, double lr, double momentum,
  * an inf or NaN. Parameters without a gradient are skipped. */
 char* fer_unscale_grads(const fer_tensor* params, int n, double inv_scale, int* found_inf);
 
+/* ---- backbone operations (ResNet, MobileNetV3, EfficientNet, ConvNeXt, ViT) */
+
+/* Activations for fer_activation. */
+enum {
+  FER_SILU = 0,        /* x * sigmoid(x) */
+  FER_HARDSWISH = 1,   /* x * relu6(x + 3) / 6 */
+  FER_HARDSIGMOID = 2, /* relu6(x + 3) / 6 */
+  FER_GELU = 3,        /* x * Phi(x), the exact (erf) form */
+  FER_GELU_TANH = 4    /* GELU's tanh approximation */
+};
+char* fer_activation(int op, fer_tensor t, fer_tensor* out);
+/* F.layer_norm over the last ndim dimensions; weight and bias may be NULL. */
+char* fer_layer_norm(fer_tensor input, const int64_t* normalized_shape, int ndim, fer_tensor weight,
+                     fer_tensor bias, double eps, fer_tensor* out);
+/* torchvision.ops.stochastic_depth: in training mode with p > 0, multiplies
+ * each row (row_mode=1: one draw per sample) or the whole batch (row_mode=0)
+ * by Bernoulli(1-p)/(1-p) drawn from libtorch's generator; otherwise *out is
+ * a new handle to input. */
+char* fer_stochastic_depth(fer_tensor input, double p, int row_mode, int train, fer_tensor* out);
+/* softmax(q kᵀ / sqrt(E)) v over the last two dimensions of q [..., L, E],
+ * k [..., S, E], v [..., S, Ev]: the fused kernel where libtorch has one
+ * (2.0 and later), matmul and softmax otherwise. */
+char* fer_scaled_dot_product_attention(fer_tensor q, fer_tensor k, fer_tensor v, fer_tensor* out);
+/* 1 when fer_scaled_dot_product_attention uses libtorch's fused kernel. */
+int fer_has_fused_attention(void);
+
 #ifdef __cplusplus
 }
 #endif

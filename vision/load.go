@@ -21,6 +21,10 @@ type LoadOptions struct {
 	// an ImageNet file and keep a new head). Other keys are reported as
 	// Ignored, not as missing or unexpected.
 	Prefixes []string
+	// Exclude leaves out model parameters and file keys starting with one
+	// of these prefixes (reported as Ignored): Backbone.Classifier() keeps
+	// a new classifier while the rest of an ImageNet file loads strictly.
+	Exclude []string
 }
 
 // Mismatch is a key present in both the model and the file with different
@@ -72,6 +76,15 @@ func (r *LoadReport) String() string {
 	return b.String()
 }
 
+func (o LoadOptions) selected(name string) bool {
+	for _, p := range o.Exclude {
+		if strings.HasPrefix(name, p) {
+			return false
+		}
+	}
+	return selected(name, o.Prefixes)
+}
+
 func selected(name string, prefixes []string) bool {
 	if len(prefixes) == 0 {
 		return true
@@ -93,7 +106,7 @@ func LoadStateDict(params []torch.NamedTensor, file *tensorfile.File, opts LoadO
 	byName := map[string]*tensorfile.Entry{}
 	for i := range file.Entries {
 		e := &file.Entries[i]
-		if !selected(e.Name, opts.Prefixes) {
+		if !opts.selected(e.Name) {
 			rep.Ignored = append(rep.Ignored, e.Name)
 			continue
 		}
@@ -108,7 +121,7 @@ func LoadStateDict(params []torch.NamedTensor, file *tensorfile.File, opts LoadO
 	var first string
 	known := map[string]bool{}
 	for _, p := range params {
-		if !selected(p.Name, opts.Prefixes) {
+		if !opts.selected(p.Name) {
 			rep.Ignored = append(rep.Ignored, p.Name)
 			continue
 		}

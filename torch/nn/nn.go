@@ -148,6 +148,11 @@ type Conv2d struct {
 type Conv2dConfig struct {
 	Stride, Padding int64 // 0 stride means 1
 	NoBias          bool
+	// Groups splits the channels into groups convolved separately (0 means
+	// 1); Groups equal to the input channels is a depthwise convolution.
+	Groups int64
+	// Dilation spaces the kernel's taps (0 means 1).
+	Dilation int64
 }
 
 // NewConv2d creates a square-kernel convolution with PyTorch's default
@@ -156,18 +161,21 @@ func NewConv2d(in, out, kernel int64, cfg Conv2dConfig) (*Conv2d, error) {
 	if in <= 0 || out <= 0 || kernel <= 0 {
 		return nil, fmt.Errorf("nn: conv2d needs positive channels and kernel, got in=%d out=%d kernel=%d", in, out, kernel)
 	}
-	w, b, err := defaultWeightAndBias([]int64{out, in, kernel, kernel}, in*kernel*kernel, !cfg.NoBias)
+	groups := max(cfg.Groups, 1)
+	if in%groups != 0 || out%groups != 0 {
+		return nil, fmt.Errorf("nn: conv2d channels in=%d and out=%d must be divisible by groups=%d", in, out, groups)
+	}
+	w, b, err := defaultWeightAndBias([]int64{out, in / groups, kernel, kernel}, in/groups*kernel*kernel, !cfg.NoBias)
 	if err != nil {
 		return nil, fmt.Errorf("nn: conv2d parameters: %w", err)
 	}
-	stride := cfg.Stride
-	if stride == 0 {
-		stride = 1
-	}
+	stride := max(cfg.Stride, 1)
+	dilation := max(cfg.Dilation, 1)
 	return &Conv2d{
 		InChannels: in, OutChannels: out, Kernel: [2]int64{kernel, kernel},
-		Options: torch.Conv2dOptions{Stride: [2]int64{stride, stride}, Padding: [2]int64{cfg.Padding, cfg.Padding}},
-		Weight:  w, Bias: b,
+		Options: torch.Conv2dOptions{Stride: [2]int64{stride, stride}, Padding: [2]int64{cfg.Padding, cfg.Padding},
+			Dilation: [2]int64{dilation, dilation}, Groups: groups},
+		Weight: w, Bias: b,
 	}, nil
 }
 
@@ -344,6 +352,15 @@ func (s *Sequential) Parameters() []torch.NamedTensor {
 		ps = append(ps, Prefixed(fmt.Sprint(i), m.Parameters())...)
 	}
 	return ps
+}
+
+// NamedChildren lists the children under their indices ("0", "1", ...).
+func (s *Sequential) NamedChildren() []NamedModule {
+	out := make([]NamedModule, len(s.Children))
+	for i, m := range s.Children {
+		out[i] = NamedModule{Name: fmt.Sprint(i), Module: m}
+	}
+	return out
 }
 
 // SetTraining sets the mode of every child.
