@@ -232,6 +232,8 @@ func (c Config) Validate() error {
 		}
 	}
 	named("model.arch", &c.Model.Arch)
+	check(c.Model.Arch == vision.ArchVGG16 || c.Model.Arch == vision.ArchVGG16BN,
+		"model.arch %s: training supports vgg16 and vgg16_bn so far", c.Model.Arch)
 	named("model.head", &c.Model.Head)
 	check(c.Model.Hidden > 0, "model.hidden %d must be positive", c.Model.Hidden)
 	check(c.Model.Dropout >= 0 && c.Model.Dropout < 1, "model.dropout %g is outside [0, 1)", c.Model.Dropout)

@@ -97,7 +97,7 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 func TestNamedSettingsParseThemselves(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct{ yaml, want string }{
-		{"model:\n  arch: vgg19\n", `line 2: unknown architecture "vgg19" (want vgg16 or vgg16_bn)`},
+		{"model:\n  arch: vgg19\n", `line 2: unknown architecture "vgg19" (want vgg16, vgg16_bn, resnet18, resnet50, mobilenet_v3_large, efficientnet_b0, convnext_tiny or vit_b_16)`},
 		{"model:\n  head: dense\n", `line 2: unknown head "dense" (want transfer, torchvision or gap)`},
 		{"model:\n  normalization: zscore\n", `line 2: unknown normalization "zscore" (want imagenet, rescale or none)`},
 		{"model:\n  resize: cubic\n", `line 2: unknown resize method "cubic" (want nearest, bilinear or area)`},

@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/torch"
@@ -17,7 +18,7 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.Data.Workers, "workers", c.Data.Workers, "decode/augment worker goroutines (0: one per core)")
 	fs.IntVar(&c.Data.Prefetch, "prefetch", c.Data.Prefetch, "batches prepared ahead of training")
 
-	fs.Var(&c.Model.Arch, "arch", "architecture: "+vision.ArchNames()+" (vgg16 is the seed's; vgg16_bn has batch norm and trains from scratch)")
+	fs.Var(&c.Model.Arch, "arch", "architecture: "+strings.Join(vision.ArchNames(), ", ")+" (vgg16 is the seed's; vgg16_bn has batch norm and trains from scratch)")
 	fs.Var(&c.Model.Head, "head", "classifier head: "+vision.HeadNames()+" (transfer is the seed's)")
 	fs.IntVar(&c.Model.Hidden, "hidden", c.Model.Hidden, "hidden units of the transfer head")
 	fs.Float64Var(&c.Model.Dropout, "dropout", c.Model.Dropout, "dropout probability in the head")

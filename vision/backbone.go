@@ -37,15 +37,7 @@ func ArchNames() []string {
 }
 
 // ParseArch reads an architecture name (case-insensitive).
-func ParseArch(s string) (Arch, error) {
-	a := Arch(strings.ToLower(strings.TrimSpace(s)))
-	for _, spec := range archTable {
-		if spec.Arch == a {
-			return a, nil
-		}
-	}
-	return "", fmt.Errorf("unknown architecture %q (want one of %s)", s, strings.Join(ArchNames(), ", "))
-}
+func ParseArch(s string) (Arch, error) { return archNames().Parse(s) }
 
 // String is the name.
 func (a Arch) String() string { return string(a) }

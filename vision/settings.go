@@ -9,46 +9,17 @@ import (
 // (pflag.Value), YAML and JSON, writes its canonical name, and lists its
 // legal names.
 
-// Arch is a network architecture.
-type Arch string
+// archNames is the architecture table's names, for YAML.
+func archNames() choice.Names[Arch] {
+	n := choice.Names[Arch]{What: "architecture"}
+	for _, spec := range archTable {
+		n.List = append(n.List, choice.Name[Arch]{Value: spec.Arch, Name: string(spec.Arch)})
+	}
+	return n
+}
 
-// The architectures.
-const (
-	// ArchVGG16 is torchvision's vgg16, the seed tutorial's network.
-	ArchVGG16 Arch = "vgg16"
-	// ArchVGG16BN is torchvision's vgg16_bn: batch norm after every
-	// convolution, which trains from scratch far more readily.
-	ArchVGG16BN Arch = "vgg16_bn"
-)
-
-var archNames = choice.Names[Arch]{What: "architecture", List: []choice.Name[Arch]{
-	{Value: ArchVGG16, Name: "vgg16"},
-	{Value: ArchVGG16BN, Name: "vgg16_bn"},
-}}
-
-// String returns the architecture's name.
-func (v Arch) String() string { return archNames.Name(v) }
-
-// ParseArch reads a architecture name (one of ArchNames).
-func ParseArch(s string) (Arch, error) { return archNames.Parse(s) }
-
-// ArchNames lists the legal architecture names.
-func ArchNames() string { return archNames.Legal() }
-
-// Set parses a name (pflag.Value).
-func (v *Arch) Set(s string) error { return archNames.Set(v, s) }
-
-// Type names the flag's value in --help.
-func (Arch) Type() string { return "arch" }
-
-// MarshalText writes the name (YAML, JSON).
-func (v Arch) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
-
-// UnmarshalText reads a name (JSON).
-func (v *Arch) UnmarshalText(b []byte) error { return v.Set(string(b)) }
-
-// UnmarshalYAML reads a name, naming the line of a bad one.
-func (v *Arch) UnmarshalYAML(n *yaml.Node) error { return archNames.DecodeYAML(v, n) }
+// UnmarshalYAML reads an architecture name, naming the line of a bad one.
+func (a *Arch) UnmarshalYAML(n *yaml.Node) error { return archNames().DecodeYAML(a, n) }
 
 var headNames = choice.Names[Head]{What: "head", List: []choice.Name[Head]{
 	{Value: HeadTransfer, Name: "transfer"},
