@@ -9,10 +9,6 @@ import (
 	"strings"
 )
 
-// readDir lists a folder; tests replace it to simulate folders that cannot
-// be read (root reads folders of any mode).
-var readDir = os.ReadDir
-
 // CollectImages lists the files that paths name, for prediction: a file is
 // taken as it is (its content decides later whether it is an image); a
 // folder is searched recursively in name order, skipping hidden entries
@@ -20,6 +16,12 @@ var readDir = os.ReadDir
 // folder that cannot be read are returned as skips, with the reason, and do
 // not stop the others.
 func CollectImages(paths []string) ([]Sample, []Skip) {
+	return collectImages(paths, os.ReadDir)
+}
+
+// collectImages is CollectImages listing folders with readDir (tests
+// simulate folders that cannot be read: root reads folders of any mode).
+func collectImages(paths []string, readDir func(string) ([]os.DirEntry, error)) ([]Sample, []Skip) {
 	var samples []Sample
 	var skips []Skip
 	var walk func(dir string)

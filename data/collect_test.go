@@ -23,16 +23,14 @@ func TestCollectImages(t *testing.T) {
 		"album/locked/e.png": "e",
 	})
 	locked := filepath.Join(dir, "album", "locked")
-	orig := readDir
-	readDir = func(name string) ([]os.DirEntry, error) {
+	readDir := func(name string) ([]os.DirEntry, error) {
 		if name == locked {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
 		}
-		return orig(name)
+		return os.ReadDir(name)
 	}
-	defer func() { readDir = orig }()
 	missing := filepath.Join(dir, "nope.jpg")
-	samples, skips := CollectImages([]string{filepath.Join(dir, "one.jpg"), filepath.Join(dir, "album"), missing})
+	samples, skips := collectImages([]string{filepath.Join(dir, "one.jpg"), filepath.Join(dir, "album"), missing}, readDir)
 	var got []string
 	for _, s := range samples {
 		rel, _ := filepath.Rel(dir, s.Path)
