@@ -49,6 +49,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	source := *dir
 	if *dir != "" {
 		ds, err = data.OpenDir(*dir, data.DirOptions{})
+		if err == nil && len(ds.Classes) == 0 {
+			err = fmt.Errorf("%s holds no class folders: eval --data takes a folder with one sub-folder of images per class, such as work/data/test (or give --legend CSV --images DIR)", *dir)
+		}
 	} else {
 		source = *legend
 		ds, err = data.OpenLegend(*legend, *images, data.LegendOptions{Classes: p.Classes})

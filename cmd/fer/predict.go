@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/torch"
@@ -60,7 +61,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		if err := enc.Encode(out); err != nil {
 			return err
 		}
-	} else {
+	} else if len(preds) > 0 {
 		train.WritePredictions(stdout, preds)
 		if len(skipped) > 0 {
 			fmt.Fprintln(stderr)
@@ -70,7 +71,12 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if len(preds) == 0 {
-		return fmt.Errorf("none of the %d files given could be read as an image", len(skipped))
+		// The error first, then why each file was refused.
+		var why strings.Builder
+		if err := data.WriteSkipReport(&why, skipped); err != nil {
+			return err
+		}
+		return fmt.Errorf("none of the %d files given could be read as an image:\n%s", len(skipped), strings.TrimRight(why.String(), "\n"))
 	}
 	return nil
 }
