@@ -203,8 +203,7 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	if err := c.Save(filepath.Join(c.Output, EffectiveConfig)); err != nil {
 		return err
 	}
-	r.state = State{Kind: KindFull, Config: c, Schedule: newScheduleState(), Classes: r.classes, Data: r.pinned}
-	r.state.ClassWeights = r.classWeights
+	r.state = State{Kind: KindFull, Config: c, Schedule: newScheduleState(), Classes: r.classes, ClassWeights: r.classWeights, Data: r.pinned}
 	if err := r.buildModel(resume); err != nil {
 		return err
 	}
