@@ -49,9 +49,6 @@ type Panel struct {
 	// LogY draws the vertical axis on a log scale when every value is
 	// positive.
 	LogY bool
-	// LegendTop puts the legend in the upper instead of the lower right
-	// corner.
-	LegendTop bool
 }
 
 // CurvesOptions configures the training-curves figure. The zero value draws
@@ -76,7 +73,6 @@ func LossPanel(h History) Panel {
 	return Panel{
 		Title:     "Training and validation loss",
 		YLabel:    "Loss",
-		LegendTop: true,
 		Series: []Series{
 			{Name: "Training loss", Values: column(h, func(e Epoch) float64 { return e.TrainLoss }), Points: true},
 			{Name: "Validation loss", Values: column(h, func(e Epoch) float64 { return e.ValLoss })},
@@ -102,7 +98,6 @@ func LearningRatePanel(h History) Panel {
 		Title:     "Learning rate",
 		YLabel:    "Learning rate",
 		LogY:      true,
-		LegendTop: true,
 		Series: []Series{
 			{Name: "Learning rate", Values: column(h, func(e Epoch) float64 { return e.LR }), Points: true},
 		},
@@ -130,7 +125,7 @@ func PanelPlot(h History, pn Panel) (*gplot.Plot, error) {
 	p.Title.Text = pn.Title
 	p.X.Label.Text = "Epoch"
 	p.Y.Label.Text = pn.YLabel
-	p.Legend.Top = pn.LegendTop
+	p.Title.Padding = vg.Points(6)
 	p.X.Tick.Marker = integerTicks{}
 	p.Add(plotter.NewGrid())
 
@@ -200,7 +195,107 @@ func PanelPlot(h History, pn Panel) (*gplot.Plot, error) {
 		}
 		p.Y.Min, p.Y.Max = ymin-pad, ymax+pad
 	}
+	placeLegend(p, h, pn)
 	return p, nil
+}
+
+// Legend placement, in fractions of the data area: the box a legend of n
+// entries covers from its corner, and the inset from the axes.
+const (
+	legendWidth       = 0.48
+	legendEntryHeight = 0.085
+	legendMargin      = 0.04
+)
+
+// placeLegend puts the legend in a corner of the data area that no curve
+// crosses (top right, top left, bottom right, bottom left, in that order
+// of preference); when every corner is crossed it raises the top of the
+// vertical axis until the top right corner is free. It is never drawn over
+// the title, which sits above the data area.
+func placeLegend(p *gplot.Plot, h History, pn Panel) {
+	entries := 0
+	for _, s := range pn.Series {
+		for _, v := range s.Values {
+			if finite(v) {
+				entries++
+				break
+			}
+		}
+	}
+	if entries == 0 {
+		return
+	}
+	boxH := legendMargin + legendEntryHeight*float64(entries)
+	_, isLog := p.Y.Scale.(gplot.LogScale)
+	norm := func(v float64) float64 { return (v - p.Y.Min) / (p.Y.Max - p.Y.Min) }
+	if isLog {
+		lo, hi := math.Log(p.Y.Min), math.Log(p.Y.Max)
+		norm = func(v float64) float64 { return (math.Log(v) - lo) / (hi - lo) }
+	}
+	// Normalised positions of the curves: every point, and 15 samples on
+	// each segment between consecutive points.
+	type pt struct{ x, y float64 }
+	var samples []pt
+	for _, s := range pn.Series {
+		havePrev := false
+		var prev pt
+		for i, v := range s.Values {
+			if !finite(v) {
+				havePrev = false
+				continue
+			}
+			cur := pt{(float64(h.Epochs[i].Epoch) - p.X.Min) / (p.X.Max - p.X.Min), norm(v)}
+			if havePrev {
+				for k := 1; k < 16; k++ {
+					f := float64(k) / 16
+					samples = append(samples, pt{prev.x + f*(cur.x-prev.x), prev.y + f*(cur.y-prev.y)})
+				}
+			}
+			samples = append(samples, cur)
+			prev, havePrev = cur, true
+		}
+	}
+	free := func(top, left bool) bool {
+		for _, q := range samples {
+			inX := q.x >= 1-legendWidth-legendMargin
+			if left {
+				inX = q.x <= legendWidth+legendMargin
+			}
+			inY := q.y <= boxH+legendMargin
+			if top {
+				inY = q.y >= 1-boxH-legendMargin
+			}
+			if inX && inY {
+				return false
+			}
+		}
+		return true
+	}
+	top, left, found := true, false, false
+	for _, c := range [][2]bool{{true, false}, {true, true}, {false, false}, {false, true}} {
+		if free(c[0], c[1]) {
+			top, left, found = c[0], c[1], true
+			break
+		}
+	}
+	if !found {
+		// Raise the top so that every curve stays below the legend's box.
+		raise := 1 / (1 - boxH - 2*legendMargin)
+		if isLog {
+			p.Y.Max = p.Y.Min * math.Pow(p.Y.Max/p.Y.Min, raise)
+		} else {
+			p.Y.Max = p.Y.Min + (p.Y.Max-p.Y.Min)*raise
+		}
+	}
+	p.Legend.Top, p.Legend.Left = top, left
+	inset := vg.Points(6)
+	p.Legend.XOffs, p.Legend.YOffs = -inset, -inset
+	if left {
+		p.Legend.XOffs = inset
+	}
+	if !top {
+		p.Legend.YOffs = inset
+	}
 }
 
 // integerTicks labels whole epochs only, with a step of 1, 2, 5, 10, 20...
