@@ -6,8 +6,8 @@ import (
 	"io"
 
 	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/infer"
 	"github.com/fertorch/fertorch/torch"
-	"github.com/fertorch/fertorch/train"
 )
 
 func runPredict(args []string, stdout, stderr io.Writer) error {
@@ -31,20 +31,20 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if *batch < 1 {
 		return usagef("--batch-size %d must be at least 1", *batch)
 	}
-	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: device, BatchSize: *batch})
+	model, err := infer.Load(*checkpoint, infer.Options{Device: device, BatchSize: *batch})
 	if err != nil {
 		return err
 	}
-	defer p.Free()
+	defer model.Free()
 	ctx := onInterrupt()
 	defer ctx.stop()
-	preds, skipped, err := p.Predict(ctx, fs.Args(), *k, *tta)
+	preds, skipped, err := model.Predict(ctx, fs.Args(), *k, *tta)
 	if err != nil {
 		return ctx.wrap(err)
 	}
 	if *asJSON {
 		out := struct {
-			Predictions []train.Prediction `json:"predictions"`
+			Predictions []infer.Prediction `json:"predictions"`
 			Skipped     []string           `json:"skipped,omitempty"`
 		}{Predictions: preds}
 		for _, s := range skipped {
@@ -56,7 +56,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		train.WritePredictions(stdout, preds)
+		infer.WritePredictions(stdout, preds)
 		if len(skipped) > 0 {
 			fmt.Fprintln(stderr)
 			if err := data.WriteSkipReport(stderr, skipped); err != nil {
