@@ -292,3 +292,6 @@ func WritePredictions(w io.Writer, preds []Prediction) {
 		fmt.Fprintf(w, "%s\t%s\n", p.Image, strings.Join(parts, "\t"))
 	}
 }
+
+// ClassNames returns the class names in output order.
+func (m *Model) ClassNames() []string { return m.Classes }

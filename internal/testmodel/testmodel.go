@@ -141,3 +141,6 @@ func WriteFaces(dir string, n int) ([]string, error) {
 	}
 	return paths, nil
 }
+
+// Classes are the default checkpoint's classes, in output order.
+func Classes() []string { return data.Emotions() }
