@@ -389,9 +389,9 @@ type gate struct {
 
 func newGate() *gate { return &gate{entered: make(chan int, 100), release: make(chan struct{})} }
 
-func (g *gate) Name() string                              { return "gate" }
-func (g *gate) ClassNames() []string                      { return []string{"anger", "happiness"} }
-func (g *gate) ImageValues() int                          { return 3 }
+func (g *gate) Name() string                               { return "gate" }
+func (g *gate) ClassNames() []string                       { return []string{"anger", "happiness"} }
+func (g *gate) ImageValues() int                           { return 3 }
 func (g *gate) Prepare(dst []float32, _ image.Image) error { return nil }
 func (g *gate) Probabilities(_ []float32, n int, _ bool) ([][]float32, error) {
 	g.entered <- n
@@ -607,9 +607,9 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	post(t, ts.URL+"/v1/predict", "text/plain", []byte("hello"))
 	get(t, ts.URL+"/healthz")
 	for name, want := range map[string]float64{
-		`fer_http_requests_total{code="200",handler="/v1/predict"}`:     1,
-		`fer_http_requests_total{code="415",handler="/v1/predict"}`:     1,
-		`fer_http_requests_total{code="200",handler="/healthz"}`:        1,
+		`fer_http_requests_total{code="200",handler="/v1/predict"}`:      1,
+		`fer_http_requests_total{code="415",handler="/v1/predict"}`:      1,
+		`fer_http_requests_total{code="200",handler="/healthz"}`:         1,
 		`fer_http_request_duration_seconds_count{handler="/v1/predict"}`: 2,
 		`fer_batch_size_count`: 1,
 		`fer_batch_size_sum`:   2,
