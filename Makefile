@@ -124,6 +124,7 @@ bench-train: build
 	$(GO) run ./bench/train
 
 demo: build
+	$(GO) build -o $(BUILD)/ ./internal/pagedriver/pageshot
 	scripts/demo.sh
 
 train: build
