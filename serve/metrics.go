@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fertorch/fertorch/torch"
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own
@@ -49,6 +51,9 @@ func newMetrics(s *Server) *metrics {
 				return 1
 			}
 			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fer_live_tensors", Help: "libtorch tensors alive in the process (constant between requests unless memory leaks)."}, func() float64 {
+			return float64(torch.LiveTensors())
 		}),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

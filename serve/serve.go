@@ -214,6 +214,10 @@ func (s *Server) stopAdmitting() {
 
 // loop is the goroutine that owns the model.
 func (s *Server) loop(warm chan<- error) {
+	// One OS thread too: libtorch's thread-local state and its allocations
+	// stay with one thread instead of following the goroutine around.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer close(s.done)
 	buf := make([]float32, s.cfg.MaxBatch*s.per)
 	for _, n := range []int{1, s.cfg.MaxBatch} {
