@@ -50,7 +50,7 @@ BUILD := build
 SHIM := $(BUILD)/libfertorch.so
 BINARIES := $(BUILD)/fer
 
-.PHONY: all shim build deps test test-short test-libtorch2 vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights demo train clean help
+.PHONY: all shim build deps test test-short test-libtorch2 vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights bench-serve demo train clean help
 
 all: build
 
@@ -60,7 +60,7 @@ help:
 	@echo "make train        real run: fetch data and weights, prepare, train VGG16, eval (CUDA box)"
 	@echo "make build        build $(SHIM) and the fer command into $(BUILD)/"
 	@echo "make test-libtorch2  build the shim and run the tests against libtorch 2.x (Debian trixie root; root needed)"
-	@echo "make bench        all benchmarks (bench-ops, bench-data, bench-weights, bench-train)"
+	@echo "make bench        all benchmarks (bench-ops, bench-data, bench-weights, bench-train, bench-serve)"
 	@echo "LIBTORCH=/path    build against that libtorch instead of Debian's libtorch-dev"
 
 deps:
@@ -85,7 +85,7 @@ fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './build/*')
 
 # Packages that do not use libtorch also run under the race detector.
-PURE_DIRS := data torch/tensorfile train/metrics train/plot internal/atomicfile internal/choice
+PURE_DIRS := data checkpoint torch/tensorfile train/metrics train/plot internal/atomicfile internal/choice
 PURE_PKGS = $(foreach d,$(PURE_DIRS),$(if $(wildcard $(d)/*.go),./$(d)/...))
 
 test: deps $(SHIM) vet
@@ -109,7 +109,7 @@ fuzz:
 	  $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
 	done
 
-bench: bench-ops bench-data bench-weights bench-train
+bench: bench-ops bench-data bench-weights bench-train bench-serve
 
 bench-ops: $(SHIM)
 	$(GO) run ./bench/ops
@@ -123,7 +123,11 @@ bench-weights:
 bench-train: build
 	$(GO) run ./bench/train
 
+bench-serve: build
+	$(GO) run ./bench/serve
+
 demo: build
+	$(GO) build -o $(BUILD)/ ./internal/pagedriver/pageshot
 	scripts/demo.sh
 
 train: build

@@ -38,5 +38,26 @@ step "predict three test images"
 mapfile -t samples < <(find "$OUT/data/test" -type f -name '*.jpg' | sort | head -3)
 "$FER" predict --checkpoint "$OUT/run/best.safetensors" -k 2 "${samples[@]}"
 
+step "serve: the web page answering the same three images (screenshot)"
+if [ -x build/pageshot ] && { command -v chromium >/dev/null || command -v google-chrome >/dev/null; }; then
+  "$FER" serve --checkpoint "$OUT/run/best.safetensors" --addr 127.0.0.1:0 >"$OUT/run/serve.out" 2>"$OUT/run/serve.log" &
+  server=$!
+  addr=""
+  for _ in $(seq 300); do
+    addr=$(sed -n 's|.* at http://\([^/]*\)/.*|\1|p' "$OUT/run/serve.out")
+    [ -n "$addr" ] && break
+    kill -0 "$server" 2>/dev/null || { cat "$OUT/run/serve.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  [ -n "$addr" ] || { echo "demo.sh: fer serve did not start" >&2; kill "$server"; exit 1; }
+  status=0
+  build/pageshot -url "http://$addr/" -out "$OUT/run/serve.png" "${samples[@]}" || status=$?
+  kill -TERM "$server"
+  wait "$server" || true
+  [ "$status" = 0 ] || exit "$status"
+else
+  echo "no Chromium (apt-get install chromium) or build/pageshot: no screenshot of the page"
+fi
+
 step "done"
-echo "run folder: $OUT/run (curves.png, history.csv, best.safetensors, eval/confusion.png, eval/results.csv)"
+echo "run folder: $OUT/run (curves.png, history.csv, best.safetensors, eval/confusion.png, eval/results.csv, serve.png)"

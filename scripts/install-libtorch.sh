@@ -13,8 +13,9 @@
 #
 # With --with-test-tools it also installs what the tests use: the Python peers
 # they compare against (python3-torch, python3-torchvision, python3-scipy,
-# python3-pil, python3-sklearn) and shellcheck for the scripts. They serve
-# tests and benchmarks only, never fertorch itself.
+# python3-pil, python3-sklearn), python3-flask for the serving benchmark's
+# peer, chromium for the web page's browser test and shellcheck for the
+# scripts. They serve tests and benchmarks only, never fertorch itself.
 set -euo pipefail
 
 with_tools=0
@@ -48,7 +49,7 @@ if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then
   pkgs+=(libtorch-dev)
 fi
 if [ "$with_tools" = 1 ]; then
-  for p in python3-torch python3-torchvision python3-scipy python3-pil python3-sklearn shellcheck; do
+  for p in python3-torch python3-torchvision python3-scipy python3-pil python3-sklearn python3-flask chromium shellcheck; do
     dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
   done
 fi

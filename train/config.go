@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/infer"
 	"github.com/fertorch/fertorch/internal/atomicfile"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/vision"
@@ -48,20 +49,11 @@ type DataConfig struct {
 	Prefetch int `yaml:"prefetch"`
 }
 
-// ModelConfig describes the network and its starting weights.
+// ModelConfig describes the network, how its inputs are prepared
+// (infer.ModelConfig, with the same YAML names: what a checkpoint needs to
+// be used for inference) and its starting weights.
 type ModelConfig struct {
-	// Arch is vgg16 (the seed's) or vgg16_bn (batch norm after every
-	// convolution: trains from scratch far more readily).
-	Arch vision.Arch `yaml:"arch"`
-	// Head is transfer (the seed's Flatten-Dense-Dropout-Dense), torchvision
-	// or gap.
-	Head vision.Head `yaml:"head"`
-	// Hidden is the transfer head's hidden width.
-	Hidden int `yaml:"hidden"`
-	// Dropout is the head's dropout probability.
-	Dropout float64 `yaml:"dropout"`
-	// InputSize is the square input side in pixels.
-	InputSize int `yaml:"input_size"`
+	infer.ModelConfig `yaml:",inline"`
 	// Weights is the pretrained ImageNet file (torchvision .pth or
 	// safetensors; "" for random weights). A file given by flag or config
 	// must load; only the built-in default (DefaultWeights) may be missing,
@@ -72,12 +64,6 @@ type ModelConfig struct {
 	// TrainableBaseLayers counts Keras' 19 VGG16 base layers from the top:
 	// "4" (the seed) trains block5; "0" freezes the base; "all".
 	TrainableBaseLayers string `yaml:"trainable_base_layers"`
-	// Normalization is imagenet (mean/std, what torchvision weights expect)
-	// or rescale (x/255 only, as the seed does).
-	Normalization data.Normalization `yaml:"normalization"`
-	// Resize is how images are brought to InputSize before augmentation:
-	// nearest (Keras' default) or bilinear.
-	Resize data.ResizeMethod `yaml:"resize"`
 }
 
 // AugmentConfig are Keras ImageDataGenerator's random augmentation settings
@@ -151,9 +137,11 @@ func DefaultConfig() Config {
 	return Config{
 		Data: DataConfig{Dir: "work/data", Prefetch: 4},
 		Model: ModelConfig{
-			Arch: vision.ArchVGG16, Head: vision.HeadTransfer, Hidden: 1024, Dropout: 0.5, InputSize: 224,
+			ModelConfig: infer.ModelConfig{
+				Arch: vision.ArchVGG16, Head: vision.HeadTransfer, Hidden: 1024, Dropout: 0.5, InputSize: 224,
+				Normalization: data.NormImageNet, Resize: data.ResizeNearest,
+			},
 			Weights: DefaultWeights, TrainableBaseLayers: "4",
-			Normalization: data.NormImageNet, Resize: data.ResizeNearest,
 		},
 		Augment: AugmentConfig{Enabled: true, AugmentConfig: *data.KerasTutorialAugment()},
 		Train: TrainConfig{

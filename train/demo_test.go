@@ -7,6 +7,7 @@ import (
 
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/data/synth"
+	"github.com/fertorch/fertorch/infer"
 	"github.com/fertorch/fertorch/train"
 )
 
@@ -56,16 +57,16 @@ func TestDemoLearns(t *testing.T) {
 	if res.Best < 0.90 {
 		t.Errorf("best validation accuracy %.4f (epoch %d), want >= 0.90", res.Best, res.BestEpoch)
 	}
-	p, err := train.LoadPredictor(res.BestPath, train.PredictorOptions{Device: "cpu"})
+	model, err := infer.Load(res.BestPath, infer.Options{Device: "cpu"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Free()
+	defer model.Free()
 	test, err := data.OpenDir(filepath.Join(layout, "test"), data.DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := p.Evaluate(context.Background(), test, false)
+	ev, err := train.Evaluate(context.Background(), model, test, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/fertorch/fertorch/checkpoint"
 	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/vision"
 )
@@ -34,7 +35,7 @@ func readPretrained(m ModelConfig, warn io.Writer) (*tensorfile.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pretrained weights %s cannot be used: %w (fetch torchvision's with scripts/fetch-weights.sh, or give --weights \"\" to start from random weights)", path, err)
 	}
-	if _, err := verifyCheckpoint(path, file); err != nil {
+	if _, err := checkpoint.Verify(path, file); err != nil {
 		return nil, fmt.Errorf("pretrained weights: %w", err)
 	}
 	return file, nil

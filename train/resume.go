@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fertorch/fertorch/checkpoint"
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/optim"
@@ -71,7 +72,7 @@ func (r *run) openResume(given Config) (*LoadedCheckpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}
-	if lc.State.Kind != KindFull {
+	if lc.State.Kind != checkpoint.KindFull {
 		return nil, fmt.Errorf("resume: %s holds weights only; resume from a run's %s", path, LastCheckpoint)
 	}
 	r.cfg = lc.State.Config

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fertorch/fertorch/checkpoint"
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/internal/atomicfile"
 	"github.com/fertorch/fertorch/torch"
@@ -203,7 +204,7 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	if err := c.Save(filepath.Join(c.Output, EffectiveConfig)); err != nil {
 		return err
 	}
-	r.state = State{Kind: KindFull, Config: c, Schedule: newScheduleState(), Classes: r.classes, ClassWeights: r.classWeights, Data: r.pinned}
+	r.state = State{Kind: checkpoint.KindFull, Config: c, Schedule: newScheduleState(), Classes: r.classes, ClassWeights: r.classWeights, Data: r.pinned}
 	if err := r.buildModel(resume); err != nil {
 		return err
 	}
@@ -354,10 +355,7 @@ func (r *run) buildModel(resume *LoadedCheckpoint) error {
 		return err
 	}
 	var err error
-	r.model, err = vision.NewVGG16(vision.VGG16Config{
-		InputSize: c.Model.InputSize, NumClasses: len(r.classes), Head: c.Model.Head,
-		Hidden: c.Model.Hidden, Dropout: c.Model.Dropout, BatchNorm: c.Model.Arch == vision.ArchVGG16BN,
-	})
+	r.model, err = vision.NewVGG16(c.Model.VGG16(len(r.classes)))
 	if err != nil {
 		return err
 	}
@@ -776,7 +774,7 @@ func (r *run) saveLast() error {
 	if r.stepper.Scaler != nil {
 		r.state.LossScale, r.state.ScaleGoodSteps = r.stepper.Scaler.Scale, r.stepper.Scaler.GoodSteps()
 	}
-	r.state.Kind = KindFull
+	r.state.Kind = checkpoint.KindFull
 	return SaveCheckpoint(filepath.Join(r.cfg.Output, LastCheckpoint), &r.state, r.model.StateTensors(), &OptimizerTensors{Tensors: st.Tensors})
 }
 
@@ -785,7 +783,7 @@ func (r *run) saveLast() error {
 func (r *run) saveEpoch(epoch int, row plot.Epoch, report *metrics.Report, improved bool) error {
 	out := r.cfg.Output
 	weights := r.state
-	weights.Kind = KindWeights
+	weights.Kind = checkpoint.KindWeights
 	weights.OptimizerKind, weights.OptimizerScalars = "", nil
 	if r.cfg.Train.EpochCheckpoints {
 		name := fmt.Sprintf("epoch-%02d-val_acc-%.4f.safetensors", epoch+1, row.ValAcc)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/infer"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/train"
 )
@@ -40,11 +41,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if *workers < 0 {
 		return usagef("--workers %d is negative", *workers)
 	}
-	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: device, BatchSize: *batch, Workers: *workers})
+	model, err := infer.Load(*checkpoint, infer.Options{Device: device, BatchSize: *batch, Workers: *workers})
 	if err != nil {
 		return err
 	}
-	defer p.Free()
+	defer model.Free()
 	var ds *data.Dataset
 	source := *dir
 	if *dir != "" {
@@ -54,7 +55,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 	} else {
 		source = *legend
-		ds, err = data.OpenLegend(*legend, *images, data.LegendOptions{Classes: p.Classes})
+		ds, err = data.OpenLegend(*legend, *images, data.LegendOptions{Classes: model.Classes})
 	}
 	if err != nil {
 		return err
@@ -79,7 +80,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx := onInterrupt()
 	defer ctx.stop()
-	res, err := p.Evaluate(ctx, ds, *tta)
+	res, err := train.Evaluate(ctx, model, ds, *tta)
 	if err != nil {
 		if res != nil && res.Dataset != nil {
 			if werr := data.WriteSkipReport(stdout, res.Dataset.Skipped); werr != nil {

@@ -31,6 +31,7 @@ func commands() []command {
 		{"train", "fine-tune VGG16 (config file and flags; resumable)", runTrain},
 		{"eval", "evaluate a checkpoint on labelled images: metrics, confusion matrix, results.csv", runEval},
 		{"predict", "top-k emotions of images or folders", runPredict},
+		{"serve", "an HTTP model server with dynamic batching, metrics and a web page", runServe},
 		{"benchmark", "measure training images/s on synthetic batches (and CPU-vs-device parity)", runBenchmark},
 		{"version", "print fertorch's libtorch version and devices", runVersion},
 	}

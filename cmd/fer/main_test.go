@@ -39,6 +39,11 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"eval", "--data", "x", "--batch-size", "0"}, "--batch-size 0 must be at least 1"},
 		{[]string{"predict", "--checkpoint", "x", "--batch-size", "-1", "a.jpg"}, "--batch-size -1 must be at least 1"},
 		{[]string{"eval", "--data", "x", "--device", "gpu"}, `unknown device "gpu"`},
+		{[]string{"serve", "--max-batch", "0"}, "--max-batch 0 must be at least 1"},
+		{[]string{"serve", "--queue", "0"}, "--queue 0 must be at least 1"},
+		{[]string{"serve", "--max-wait", "-1"}, "--max-wait -1 is negative"},
+		{[]string{"serve", "--log-format", "xml"}, `--log-format "xml": want text or json`},
+		{[]string{"serve", "model.safetensors"}, "unexpected arguments [model.safetensors]"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer

@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/infer"
 	"github.com/fertorch/fertorch/torch"
-	"github.com/fertorch/fertorch/train"
 )
 
 func runPredict(args []string, stdout, stderr io.Writer) error {
@@ -37,20 +37,20 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 			return usagef("%s is a URL: fer does not fetch URLs; download the image first and give its path", a)
 		}
 	}
-	p, err := train.LoadPredictor(*checkpoint, train.PredictorOptions{Device: device, BatchSize: *batch})
+	model, err := infer.Load(*checkpoint, infer.Options{Device: device, BatchSize: *batch})
 	if err != nil {
 		return err
 	}
-	defer p.Free()
+	defer model.Free()
 	ctx := onInterrupt()
 	defer ctx.stop()
-	preds, skipped, err := p.Predict(ctx, fs.Args(), *k, *tta)
+	preds, skipped, err := model.Predict(ctx, fs.Args(), *k, *tta)
 	if err != nil {
 		return ctx.wrap(err)
 	}
 	if *asJSON {
 		out := struct {
-			Predictions []train.Prediction `json:"predictions"`
+			Predictions []infer.Prediction `json:"predictions"`
 			Skipped     []string           `json:"skipped,omitempty"`
 		}{Predictions: preds}
 		for _, s := range skipped {
@@ -62,7 +62,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else if len(preds) > 0 {
-		train.WritePredictions(stdout, preds)
+		infer.WritePredictions(stdout, preds)
 		if len(skipped) > 0 {
 			fmt.Fprintln(stderr)
 			if err := data.WriteSkipReport(stderr, skipped); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fertorch/fertorch/checkpoint"
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/data/synth"
 	"github.com/fertorch/fertorch/train"
@@ -247,8 +248,8 @@ func TestDamagedCheckpointsAndUnreadableImages(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := train.LoadCheckpoint(path)
-		if !errors.Is(err, train.ErrCorruptCheckpoint) {
-			t.Errorf("%s: LoadCheckpoint error %v, want ErrCorruptCheckpoint", name, err)
+		if !errors.Is(err, checkpoint.ErrCorrupt) {
+			t.Errorf("%s: LoadCheckpoint error %v, want checkpoint.ErrCorrupt", name, err)
 		}
 		out, err := exec.Command(fer, "eval", "--checkpoint", path, "--data", filepath.Join(layout, "valid")).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "checkpoint is damaged") {
