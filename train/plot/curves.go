@@ -71,8 +71,8 @@ type CurvesOptions struct {
 // LossPanel returns the "Training and validation loss" panel.
 func LossPanel(h History) Panel {
 	return Panel{
-		Title:     "Training and validation loss",
-		YLabel:    "Loss",
+		Title:  "Training and validation loss",
+		YLabel: "Loss",
 		Series: []Series{
 			{Name: "Training loss", Values: column(h, func(e Epoch) float64 { return e.TrainLoss }), Points: true},
 			{Name: "Validation loss", Values: column(h, func(e Epoch) float64 { return e.ValLoss })},
@@ -95,9 +95,9 @@ func AccuracyPanel(h History) Panel {
 // LearningRatePanel returns the "Learning rate" panel.
 func LearningRatePanel(h History) Panel {
 	return Panel{
-		Title:     "Learning rate",
-		YLabel:    "Learning rate",
-		LogY:      true,
+		Title:  "Learning rate",
+		YLabel: "Learning rate",
+		LogY:   true,
 		Series: []Series{
 			{Name: "Learning rate", Values: column(h, func(e Epoch) float64 { return e.LR }), Points: true},
 		},
