@@ -25,7 +25,7 @@ type Predictor struct {
 	State   State
 	Classes []string
 	Device  torch.Device
-	model   *vision.VGG16
+	model   Net
 	stepper *Stepper
 	batch   int
 	workers int
@@ -55,9 +55,9 @@ func LoadPredictor(path string, opts PredictorOptions) (*Predictor, error) {
 	if len(st.Classes) == 0 {
 		return nil, fmt.Errorf("%s: checkpoint lists no classes", path)
 	}
-	model, err := vision.NewVGG16(vision.VGG16Config{InputSize: mc.InputSize, NumClasses: len(st.Classes), Head: mc.Head, Hidden: mc.Hidden, Dropout: mc.Dropout, BatchNorm: mc.Arch == vision.ArchVGG16BN})
+	model, err := BuildNet(mc, len(st.Classes))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	p := &Predictor{State: st, Classes: st.Classes, Device: dev, model: model, batch: opts.BatchSize, workers: opts.Workers}
 	if p.batch <= 0 {
@@ -93,7 +93,9 @@ func (p *Predictor) Free() {
 	if p.staging != nil {
 		p.staging.Free()
 	}
-	p.model.Free()
+	if p.model != nil {
+		p.model.Free()
+	}
 }
 
 // decode prepares a dataset the way the model was trained (input size,

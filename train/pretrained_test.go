@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fertorch/fertorch/data"
+	"github.com/fertorch/fertorch/torch/tensorfile"
+	"github.com/fertorch/fertorch/vision"
 )
 
 // TestOnlyTheDefaultWeightsMayBeMissing: the built-in default path may be
@@ -21,7 +25,7 @@ func TestOnlyTheDefaultWeightsMayBeMissing(t *testing.T) {
 
 	var warn bytes.Buffer
 	m := DefaultConfig().Model
-	f, err := readPretrained(m, &warn)
+	f, err := readPretrained(&m, &warn)
 	if err != nil || f != nil {
 		t.Fatalf("default path missing: %v %v", f, err)
 	}
@@ -31,20 +35,51 @@ func TestOnlyTheDefaultWeightsMayBeMissing(t *testing.T) {
 
 	m.weightsGiven = true
 	warn.Reset()
-	if _, err := readPretrained(m, &warn); err == nil || !strings.HasPrefix(err.Error(), "pretrained weights "+DefaultWeights+" cannot be used") || warn.Len() > 0 {
+	if _, err := readPretrained(&m, &warn); err == nil || !strings.HasPrefix(err.Error(), "pretrained weights "+DefaultWeights+" cannot be used") || warn.Len() > 0 {
 		t.Errorf("default path given explicitly: %v (warned %q)", err, warn.String())
 	}
 	m = DefaultConfig().Model
 	m.Weights = "other.pth"
-	if _, err := readPretrained(m, &warn); err == nil || !strings.Contains(err.Error(), "other.pth cannot be used") {
+	if _, err := readPretrained(&m, &warn); err == nil || !strings.Contains(err.Error(), "other.pth cannot be used") {
 		t.Errorf("another path: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "other.pth"), []byte("not weights"), 0o644)
-	if _, err := readPretrained(m, &warn); err == nil || !strings.Contains(err.Error(), "unknown weight file format") {
+	if _, err := readPretrained(&m, &warn); err == nil || !strings.Contains(err.Error(), "unknown weight file format") {
 		t.Errorf("a file that is no weights: %v", err)
 	}
 	m.Weights = ""
-	if f, err := readPretrained(m, &warn); f != nil || err != nil {
+	if f, err := readPretrained(&m, &warn); f != nil || err != nil {
 		t.Errorf("no weights: %v %v", f, err)
+	}
+
+	// Another architecture's built-in default is its own torchvision file.
+	m = DefaultConfig().Model
+	m.Arch = vision.ArchResNet18
+	warn.Reset()
+	if f, err := readPretrained(&m, &warn); f != nil || err != nil || m.Weights != "weights/resnet18-f37072fd.pth" ||
+		!strings.Contains(warn.String(), "weights/resnet18-f37072fd.pth not found") || !strings.Contains(warn.String(), "--arch resnet18") {
+		t.Errorf("resnet18 default: %v %v, weights %q, warned %q", f, err, m.Weights, warn.String())
+	}
+
+	// Torchvision weights with rescaling get a warning; with ImageNet's
+	// normalisation none.
+	e, err := tensorfile.NewEntry("fc.bias", []int64{2}, []float32{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := (&tensorfile.File{Entries: []tensorfile.Entry{e}}).WritePTH(&buf); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "tiny.pth"), buf.Bytes(), 0o644)
+	m.Weights, m.weightsGiven = "tiny.pth", true
+	for _, norm := range []data.Normalization{data.NormImageNet, data.NormRescale} {
+		m.Normalization = norm
+		warn.Reset()
+		f, err := readPretrained(&m, &warn)
+		warned := strings.Contains(warn.String(), "normalization rescale")
+		if err != nil || f == nil || warned != (norm == data.NormRescale) {
+			t.Errorf("normalization %s: %v, warned %q", norm, err, warn.String())
+		}
 	}
 }
