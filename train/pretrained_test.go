@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,5 +82,40 @@ func TestOnlyTheDefaultWeightsMayBeMissing(t *testing.T) {
 		if err != nil || f == nil || warned != (norm == data.NormRescale) {
 			t.Errorf("normalization %s: %v, warned %q", norm, err, warn.String())
 		}
+	}
+}
+
+// TestFetchWeightsScriptFollowsTheTable: scripts/fetch-weights.sh --arch
+// downloads each architecture's file of vision's table (checked with
+// --print-url, which downloads nothing) into the folder where training
+// looks for it by default, and refuses unknown names.
+func TestFetchWeightsScriptFollowsTheTable(t *testing.T) {
+	dir := t.TempDir()
+	fetch := func(args ...string) (string, error) {
+		out, err := exec.Command("bash", append([]string{"../scripts/fetch-weights.sh"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	for _, spec := range vision.Archs() {
+		w := spec.Weights[0]
+		out, err := fetch("--arch", string(spec.Arch), "--dir", dir, "--print-url")
+		if want := w.URL + " " + filepath.Join(dir, w.FileName()) + "\n"; err != nil || out != want {
+			t.Errorf("--arch %s: %q (%v), want %q", spec.Arch, out, err, want)
+		}
+		if got := DefaultWeightsFor(spec.Arch); got != "weights/"+w.FileName() {
+			t.Errorf("%s: training's default weights %s", spec.Arch, got)
+		}
+	}
+	if out, err := fetch("--dir", dir, "--print-url"); err != nil || !strings.HasPrefix(out, "https://download.pytorch.org/models/vgg16-397923af.pth ") {
+		t.Errorf("no --arch: %q (%v), want vgg16's file", out, err)
+	}
+	if DefaultWeightsFor(vision.ArchVGG16) != DefaultWeights {
+		t.Errorf("vgg16's default weights %s, want %s", DefaultWeightsFor(vision.ArchVGG16), DefaultWeights)
+	}
+	out, err := fetch("--arch", "resnet19", "--dir", dir)
+	if err == nil || !strings.Contains(out, "unknown architecture 'resnet19' (want one of vgg16, vgg16_bn, resnet18") {
+		t.Errorf("unknown architecture: %q (%v)", out, err)
+	}
+	if out, err := fetch("--arch"); err == nil || !strings.Contains(out, "--arch needs an architecture") {
+		t.Errorf("--arch without a name: %q (%v)", out, err)
 	}
 }
