@@ -168,11 +168,10 @@ func archTable(fer, py string, archs []string, sizeList string, batch, steps, wa
 		}
 		for _, size := range sizes {
 			args := []string{"benchmark", "--arch", string(arch), "--head", "transfer", "--trainable-base-layers", "all", "--device", "cpu",
-				"--input-size", strconv.Itoa(size), "--batch-size", strconv.Itoa(batch), "--steps", strconv.Itoa(steps), "--warmup", strconv.Itoa(warmup)}
+				"--input-size", strconv.Itoa(size), "--batch-size", strconv.Itoa(batch), "--steps", strconv.Itoa(steps), "--warmup", strconv.Itoa(warmup),
+				"--threads", strconv.Itoa(threads)}
 			fmt.Printf("fer %v\n", args)
-			cmd := exec.Command(fer, args...)
-			cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+strconv.Itoa(threads))
-			out, err := cmd.CombinedOutput()
+			out, err := exec.Command(fer, args...).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("fer benchmark %s at %d: %v\n%s", arch, size, err, out)
 			}

@@ -28,11 +28,20 @@ func runBenchmark(args []string, stdout, stderr io.Writer) error {
 	head := vision.HeadTransfer
 	fs.Var(&head, "head", "classifier head: "+vision.HeadNames())
 	trainable := fs.String("trainable-base-layers", "4", "stages of the base trained, counted from the top, or all (as fer train)")
+	threads := fs.Int("threads", 0, "libtorch CPU threads (0: libtorch's default, one per core)")
 	parity := fs.Bool("parity", false, "instead of timing, compare VGG16 logits on the CPU and on --device")
 	cudnnBenchmark := fs.Bool("cudnn-benchmark", true, "let cuDNN pick the fastest convolution algorithms")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *threads < 0 {
+		return usagef("--threads %d is negative", *threads)
+	}
+	if *threads > 0 {
+		if err := torch.SetNumThreads(*threads); err != nil {
+			return err
+		}
 	}
 	dev, err := device.Resolve()
 	if err != nil {
