@@ -8,6 +8,7 @@ import (
 
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/optim"
+	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/vision"
 )
 
@@ -100,6 +101,61 @@ func TestFrozenStagesStayPut(t *testing.T) {
 		// The trainable stages' batch norms update their statistics.
 		check(c.trains[:len(c.trains)-1], true, "running_mean", "running_var")
 		opt.Free()
+		net.Free()
+	}
+}
+
+// TestPretrainedLoadsAllButTheNewHead: an ImageNet resnet18 state dict
+// loads strictly into every head's network but the tensors of the new head
+// (torchvision's fc for the torchvision head, the whole fc otherwise; all of
+// it with 1000 classes); mobilenet_v3_large's torchvision head keeps its
+// pretrained first classifier layer. Another architecture's file is refused.
+func TestPretrainedLoadsAllButTheNewHead(t *testing.T) {
+	src, err := vision.NewBackbone(vision.ArchResNet18, vision.BackboneConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Free()
+	var file tensorfile.File
+	for _, p := range src.StateTensors() {
+		e, err := torch.ToEntry(p.Name, p.Tensor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file.Entries = append(file.Entries, e)
+	}
+	cases := []struct {
+		arch    vision.Arch
+		head    vision.Head
+		classes int
+		exclude []string
+		loaded  int
+	}{
+		{vision.ArchResNet18, vision.HeadTransfer, 8, []string{"fc."}, len(file.Entries) - 2},
+		{vision.ArchResNet18, vision.HeadGAP, 8, []string{"fc."}, len(file.Entries) - 2},
+		{vision.ArchResNet18, vision.HeadTorchvision, 8, []string{"fc."}, len(file.Entries) - 2},
+		{vision.ArchResNet18, vision.HeadTorchvision, 1000, nil, len(file.Entries)},
+		{vision.ArchMobileNetV3Large, vision.HeadTorchvision, 8, []string{"classifier.3."}, -1},
+	}
+	for _, c := range cases {
+		m := DefaultConfig().Model
+		m.Arch, m.Head, m.InputSize = c.arch, c.head, 32
+		net, err := BuildNet(m, c.classes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := pretrainedOptions(net, c.classes)
+		if !slices.Equal(opts.Exclude, c.exclude) || !opts.Strict {
+			t.Errorf("%s %s head, %d classes: options %+v, want exclude %v", c.arch, c.head, c.classes, opts, c.exclude)
+		}
+		if c.loaded >= 0 {
+			rep, err := vision.LoadStateDict(net.StateTensors(), &file, opts)
+			if err != nil || len(rep.Loaded) != c.loaded {
+				t.Errorf("%s %s head, %d classes: %v, loaded %d of %d", c.arch, c.head, c.classes, err, len(rep.Loaded), c.loaded)
+			}
+		} else if _, err := vision.LoadStateDict(net.StateTensors(), &file, opts); err == nil {
+			t.Errorf("a resnet18 file loaded into %s", c.arch)
+		}
 		net.Free()
 	}
 }
