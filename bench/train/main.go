@@ -201,12 +201,12 @@ func archTable(fer, py string, archs []string, sizeList string, batch, steps, wa
 	libtorch, _, _ := strings.Cut(string(version), "\n")
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", archSectionTitle)
-	fmt.Fprintf(&b, "Command: `go run ./bench/train -real=false -archs %s -arch-sizes %s -arch-batch %d -arch-steps %d -arch-warmup %d` (part of `make bench-train`, which runs every architecture at 64 and 224). Date: %s. Machine: %s, %d cores (shared), %s.",
-		strings.Join(archs, ","), sizeList, batch, steps, warmup, time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), runtime.NumCPU(), libtorch)
+	fmt.Fprintf(&b, "Command: `go run ./bench/train -real=false -threads %d -archs %s -arch-sizes %s -arch-batch %d -arch-steps %d -arch-warmup %d` (part of `make bench-train`, which runs every architecture at 64 and 224). Date: %s. Machine: %s, %d cores (shared), %s.",
+		threads, strings.Join(archs, ","), sizeList, batch, steps, warmup, time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), runtime.NumCPU(), libtorch)
 	if note != "" {
 		fmt.Fprintf(&b, " %s", note)
 	}
-	fmt.Fprintf(&b, "\n\nTraining steps alone on one synthetic batch of %d copied afresh each step (no decoding or augmentation): each architecture with the transfer head (Dense 1024, ReLU, Dropout 0.5, Dense 8), every parameter trainable, Adam, cross-entropy, from random weights, %d libtorch threads; fertorch `fer benchmark --arch A --head transfer --trainable-base-layers all`, PyTorch `bench/train/pytorch_arch_bench.py` (the same model built from torchvision). Images per second over %d timed steps after %d warm-up steps, fertorch and PyTorch alternating row by row.\n\n", batch, threads, steps, warmup)
+	fmt.Fprintf(&b, "\n\nTraining steps alone on one synthetic batch of %d copied afresh each step (no decoding or augmentation): each architecture with the transfer head (Dense 1024, ReLU, Dropout 0.5, Dense 8), every parameter trainable, Adam, cross-entropy, from random weights, libtorch threads: %d; fertorch `fer benchmark --arch A --head transfer --trainable-base-layers all`, PyTorch `bench/train/pytorch_arch_bench.py` (the same model built from torchvision). Images per second over %d timed steps after %d warm-up steps, fertorch and PyTorch alternating row by row.\n\n", batch, threads, steps, warmup)
 	fmt.Fprintln(&b, "| architecture | input | fertorch images/s | PyTorch images/s | ratio fertorch/PyTorch |")
 	fmt.Fprintln(&b, "|---|---|---:|---:|---:|")
 	for _, r := range rows {
