@@ -48,7 +48,7 @@ type Model struct {
 	// Device is where the network runs.
 	Device torch.Device
 
-	net     *vision.VGG16
+	net     vision.Backbone
 	batch   int
 	workers int
 }
@@ -81,7 +81,7 @@ func Load(path string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	net, err := vision.NewVGG16(st.Config.Model.VGG16(len(st.Classes)))
+	net, err := st.Config.Model.Build(len(st.Classes))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# fetch-weights.sh: download torchvision's ImageNet-pretrained VGG16 weights.
+# fetch-weights.sh: download torchvision's ImageNet-pretrained weights.
 #
-#   scripts/fetch-weights.sh [--dir DIR]
+#   scripts/fetch-weights.sh [--arch NAME] [--dir DIR] [--print-url]
 #
-# Downloads https://download.pytorch.org/models/vgg16-397923af.pth (528 MB)
-# into DIR (default: weights/ at the top of the repository, or
+# Downloads torchvision's default ImageNet weights of architecture NAME
+# (vgg16 by default: https://download.pytorch.org/models/vgg16-397923af.pth,
+# 528 MB; the others: vgg16_bn, resnet18, resnet50, mobilenet_v3_large,
+# efficientnet_b0, convnext_tiny, vit_b_16, the files of fertorch's
+# architecture table) into DIR (default: weights/ at the top of the
+# repository, where fer train looks for them, or
 # $FERTORCH_WEIGHTS_DIR) and checks that the file's SHA-256 starts with the
-# hash prefix in its name (397923af), as torch.hub does. Safe to re-run: a
+# hash prefix in its name (397923af), as torch.hub does. --print-url prints
+# the URL and the destination and exits without downloading. Safe to re-run: a
 # file that is already there and verified is kept; a corrupt or partial one is
 # downloaded again. The download goes to a temporary file in DIR that is
 # renamed into place only once verified.
@@ -20,21 +25,45 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${FERTORCH_WEIGHTS_DIR:-$repo/weights}"
-url="${FERTORCH_WEIGHTS_URL:-https://download.pytorch.org/models/vgg16-397923af.pth}"
+arch=vgg16
+print_url=false
+
+# torchvision 0.14's default ImageNet file of each architecture, as in
+# vision's architecture table (a test keeps the two equal).
+weights_file() {
+  case "$1" in
+    vgg16) echo vgg16-397923af.pth ;;
+    vgg16_bn) echo vgg16_bn-6c64b313.pth ;;
+    resnet18) echo resnet18-f37072fd.pth ;;
+    resnet50) echo resnet50-11ad3fa6.pth ;;
+    mobilenet_v3_large) echo mobilenet_v3_large-5c1a4163.pth ;;
+    efficientnet_b0) echo efficientnet_b0_rwightman-3dd342df.pth ;;
+    convnext_tiny) echo convnext_tiny-983f1562.pth ;;
+    vit_b_16) echo vit_b_16-c867db91.pth ;;
+    *) return 1 ;;
+  esac
+}
+archs="vgg16, vgg16_bn, resnet18, resnet50, mobilenet_v3_large, efficientnet_b0, convnext_tiny, vit_b_16"
 
 again="scripts/fetch-weights.sh${*:+ $*}"
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "fetch-weights: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) [ $# -ge 2 ] || die "--dir needs a directory"; dir="$2"; shift 2 ;;
     --dir=*) dir="${1#--dir=}"; shift ;;
+    --arch) [ $# -ge 2 ] || die "--arch needs an architecture ($archs)"; arch="$2"; shift 2 ;;
+    --arch=*) arch="${1#--arch=}"; shift ;;
+    --print-url) print_url=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
+
+file="$(weights_file "$arch")" || die "unknown architecture '$arch' (want one of $archs)"
+url="${FERTORCH_WEIGHTS_URL:-https://download.pytorch.org/models/$file}"
 
 name="${url##*/}"
 name="${name%%\?*}"
@@ -45,6 +74,10 @@ if [[ ! "$name" =~ -([0-9a-f]{8,64})\.[A-Za-z0-9]+$ ]]; then
 fi
 prefix="${BASH_REMATCH[1]}"
 dest="$dir/$name"
+if $print_url; then
+  echo "$url $dest"
+  exit 0
+fi
 
 sha256_of() {
   if command -v sha256sum >/dev/null 2>&1; then

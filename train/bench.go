@@ -12,9 +12,15 @@ import (
 )
 
 // BenchConfig describes a training-throughput measurement on synthetic
-// batches: the seed's model (VGG16, transfer head, last 4 base layers
-// trainable, Adam) at a given size, batch, device and precision.
+// batches: a model (by default the seed's: VGG16, transfer head, last 4
+// base layers trainable), Adam, at a given size, batch, device and
+// precision.
 type BenchConfig struct {
+	// Arch, Head and Trainable (trainable_base_layers) choose the model;
+	// empty: vgg16, transfer, "4".
+	Arch         vision.Arch
+	Head         vision.Head
+	Trainable    string
 	Device       torch.Device
 	Precision    Precision
 	ChannelsLast bool
@@ -40,6 +46,10 @@ type BenchResult struct {
 	TorchVersion  string  `json:"torch_version"`
 	HostToDevice  bool    `json:"host_to_device_copy_per_step"`
 	TrainableBase string  `json:"trainable_base_layers"`
+	Arch          string  `json:"arch"`
+	Head          string  `json:"head"`
+	// TrainableParams counts the parameters the optimizer updates.
+	TrainableParams int64 `json:"trainable_params"`
 }
 
 // Benchmark times training steps. Each step copies a fresh host batch to
@@ -52,18 +62,33 @@ func Benchmark(cfg BenchConfig) (*BenchResult, error) {
 	if err := torch.ManualSeed(cfg.Seed); err != nil {
 		return nil, err
 	}
-	model, err := vision.NewVGG16(vision.VGG16Config{InputSize: cfg.InputSize, NumClasses: cfg.Classes})
+	m := DefaultConfig().Model
+	m.InputSize = cfg.InputSize
+	if cfg.Arch != "" {
+		m.Arch = cfg.Arch
+	}
+	if cfg.Head != "" {
+		m.Head = cfg.Head
+	}
+	if cfg.Trainable != "" {
+		m.TrainableBaseLayers = cfg.Trainable
+	}
+	model, err := BuildNet(m, cfg.Classes)
 	if err != nil {
 		return nil, err
 	}
 	defer model.Free()
-	if _, err := model.FreezeBase(4); err != nil {
+	if _, err := freezeNet(model, m.TrainableBaseLayers); err != nil {
 		return nil, err
 	}
 	if err := nn.MoveTo(model, cfg.Device, torch.Float32, cfg.ChannelsLast); err != nil {
 		return nil, err
 	}
-	base, head := model.TrainableParameters()
+	base, head := vision.SplitTrainable(model)
+	var trainable int64
+	for _, p := range append(base, head...) {
+		trainable += p.Tensor.Numel()
+	}
 	opt, err := optim.NewAdam([]optim.Group{{Params: base, LR: 1e-4}, {Params: head, LR: 1e-4}}, optim.AdamOptions{Beta1: 0.9, Beta2: 0.999, Eps: 1e-7})
 	if err != nil {
 		return nil, err
@@ -128,7 +153,8 @@ func Benchmark(cfg BenchConfig) (*BenchResult, error) {
 		Device: cfg.Device.String(), Precision: string(cfg.Precision), ChannelsLast: cfg.ChannelsLast,
 		BatchSize: cfg.BatchSize, InputSize: cfg.InputSize, Steps: cfg.Steps, Seconds: secs,
 		ImagesPerSec: float64(cfg.Steps*cfg.BatchSize) / secs, FinalLoss: last,
-		TorchVersion: torch.Version(), HostToDevice: true, TrainableBase: "4",
+		TorchVersion: torch.Version(), HostToDevice: true, TrainableBase: m.TrainableBaseLayers,
+		Arch: string(m.Arch), Head: m.Head.String(), TrainableParams: trainable,
 	}, nil
 }
 

@@ -61,8 +61,12 @@ type ModelConfig struct {
 	Weights string `yaml:"weights"`
 	// weightsGiven is true when Weights came from a flag or a config file.
 	weightsGiven bool
-	// TrainableBaseLayers counts Keras' 19 VGG16 base layers from the top:
-	// "4" (the seed) trains block5; "0" freezes the base; "all".
+	// TrainableBaseLayers is how many stages of the base train, counted
+	// from the top, or "all"; "0" freezes the base (the head always
+	// trains). For VGG the stages are Keras' 19 base layers ("4", the
+	// seed's, trains block5); for the other architectures they are
+	// vision's stages (ResNet: stem, layer1..layer4, so "1" trains layer4).
+	// Batch norms of frozen stages stay in evaluation mode.
 	TrainableBaseLayers string `yaml:"trainable_base_layers"`
 }
 
@@ -220,15 +224,11 @@ func (c Config) Validate() error {
 		}
 	}
 	named("model.arch", &c.Model.Arch)
-	check(c.Model.Arch == vision.ArchVGG16 || c.Model.Arch == vision.ArchVGG16BN,
-		"model.arch %s: training supports vgg16 and vgg16_bn so far", c.Model.Arch)
 	named("model.head", &c.Model.Head)
 	check(c.Model.Hidden > 0, "model.hidden %d must be positive", c.Model.Hidden)
 	check(c.Model.Dropout >= 0 && c.Model.Dropout < 1, "model.dropout %g is outside [0, 1)", c.Model.Dropout)
 	check(c.Model.InputSize >= 32, "model.input_size %d is below 32", c.Model.InputSize)
-	if _, err := vision.ParseTrainableBaseLayers(c.Model.TrainableBaseLayers); err != nil {
-		errs = append(errs, fmt.Errorf("model.trainable_base_layers: %w", err))
-	}
+	add(c.Model.checkArch())
 	named("model.normalization", &c.Model.Normalization)
 	named("model.resize", &c.Model.Resize)
 	check(c.Augment.RotationRange <= 180, "augment.rotation_range %g is above 180", c.Augment.RotationRange)
@@ -255,6 +255,36 @@ func (c Config) Validate() error {
 	check(t.CheckpointEverySteps >= 0, "train.checkpoint_every_steps %d is negative", t.CheckpointEverySteps)
 	check(t.Threads >= 0, "train.threads %d is negative", t.Threads)
 	check(c.Output != "", "output is empty")
+	return errors.Join(errs...)
+}
+
+// checkArch checks the model settings whose meaning depends on the
+// architecture: the trainable stages, the input size, and the head
+// settings a torchvision head cannot honour.
+func (m ModelConfig) checkArch() error {
+	spec, err := vision.LookupArch(m.Arch)
+	if err != nil {
+		return nil // reported as model.arch
+	}
+	var errs []error
+	if _, err := vision.ParseTrainable(m.Arch, m.TrainableBaseLayers); err != nil {
+		errs = append(errs, fmt.Errorf("model.trainable_base_layers: %w", err))
+	}
+	if m.Arch == vision.ArchViTB16 && m.InputSize%16 != 0 {
+		errs = append(errs, fmt.Errorf("model.input_size %d: vit_b_16 takes multiples of its 16-pixel patches", m.InputSize))
+	}
+	if m.InputSize < spec.MinInputSize {
+		errs = append(errs, fmt.Errorf("model.input_size %d is below %s's minimum of %d", m.InputSize, m.Arch, spec.MinInputSize))
+	}
+	// A value other than the default that the head does not use is a
+	// setting that cannot be honoured.
+	def := DefaultConfig().Model
+	if m.Head != vision.HeadTransfer && m.Hidden != def.Hidden {
+		errs = append(errs, fmt.Errorf("model.hidden %d sets the transfer head's width; the %s head has none", m.Hidden, m.Head))
+	}
+	if m.Head == vision.HeadTorchvision && !isVGG(m.Arch) && m.Dropout != def.Dropout {
+		errs = append(errs, fmt.Errorf("model.dropout %g: %s's torchvision head keeps torchvision's dropout; dropout sets the transfer and gap heads'", m.Dropout, m.Arch))
+	}
 	return errors.Join(errs...)
 }
 

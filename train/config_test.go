@@ -2,9 +2,11 @@ package train
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -180,5 +182,49 @@ func TestSeedConfigFileIsTheDefaults(t *testing.T) {
 	want.Model.weightsGiven = true
 	if got != want {
 		t.Errorf("configs/seed.yaml differs from DefaultConfig:\n%+v\n%+v", got, want)
+	}
+}
+
+// TestArchSettings: trainable_base_layers counts each architecture's own
+// stages (VGG: Keras' 19 base layers), and what an architecture or head
+// cannot honour is refused with the reason.
+func TestArchSettings(t *testing.T) {
+	for _, spec := range vision.Archs() {
+		c := DefaultConfig()
+		c.Model.Arch = spec.Arch
+		c.Model.TrainableBaseLayers = "all"
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s with the defaults: %v", spec.Arch, err)
+		}
+		c.Model.TrainableBaseLayers = strconv.Itoa(spec.Stages + 1)
+		want := fmt.Sprintf("has %d stages", spec.Stages)
+		if isVGG(spec.Arch) {
+			want = "want a number from 0 to 19"
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s with %s trainable: %v, want %q", spec.Arch, c.Model.TrainableBaseLayers, err, want)
+		}
+	}
+	cases := []struct {
+		edit func(m *ModelConfig)
+		want string // "" for valid
+	}{
+		{func(m *ModelConfig) { m.Arch, m.InputSize = vision.ArchViTB16, 40 }, "model.input_size 40: vit_b_16 takes multiples of its 16-pixel patches"},
+		{func(m *ModelConfig) { m.Arch, m.InputSize = vision.ArchViTB16, 64 }, ""},
+		{func(m *ModelConfig) { m.Arch, m.Head, m.Hidden = vision.ArchResNet18, vision.HeadTorchvision, 512 }, "model.hidden 512 sets the transfer head's width; the torchvision head has none"},
+		{func(m *ModelConfig) { m.Arch, m.Head, m.Hidden = vision.ArchVGG16, vision.HeadGAP, 512 }, "model.hidden 512 sets the transfer head's width; the gap head has none"},
+		{func(m *ModelConfig) {
+			m.Arch, m.Head, m.Dropout = vision.ArchMobileNetV3Large, vision.HeadTorchvision, 0.3
+		}, "model.dropout 0.3: mobilenet_v3_large's torchvision head keeps torchvision's dropout"},
+		{func(m *ModelConfig) { m.Arch, m.Head, m.Dropout = vision.ArchMobileNetV3Large, vision.HeadGAP, 0.3 }, ""},
+		{func(m *ModelConfig) { m.Arch, m.Head, m.Dropout = vision.ArchVGG16, vision.HeadTorchvision, 0.3 }, ""},
+	}
+	for i, tc := range cases {
+		c := DefaultConfig()
+		tc.edit(&c.Model)
+		err := c.Validate()
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("case %d: %v, want %q", i, err, tc.want)
+		}
 	}
 }

@@ -19,12 +19,12 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.Data.Prefetch, "prefetch", c.Data.Prefetch, "batches prepared ahead of training")
 
 	fs.Var(&c.Model.Arch, "arch", "architecture: "+strings.Join(vision.ArchNames(), ", ")+" (vgg16 is the seed's; vgg16_bn has batch norm and trains from scratch)")
-	fs.Var(&c.Model.Head, "head", "classifier head: "+vision.HeadNames()+" (transfer is the seed's)")
-	fs.IntVar(&c.Model.Hidden, "hidden", c.Model.Hidden, "hidden units of the transfer head")
-	fs.Float64Var(&c.Model.Dropout, "dropout", c.Model.Dropout, "dropout probability in the head")
+	fs.Var(&c.Model.Head, "head", "classifier head: "+vision.HeadNames()+" (transfer: the seed's Dense-ReLU-Dropout-Dense; torchvision: the architecture's own; gap: Dropout-Dense on pooled features)")
+	fs.IntVar(&c.Model.Hidden, "hidden", c.Model.Hidden, "hidden units of the transfer head (other heads have none)")
+	fs.Float64Var(&c.Model.Dropout, "dropout", c.Model.Dropout, "dropout probability of the transfer and gap heads (and of VGG's torchvision head)")
 	fs.IntVar(&c.Model.InputSize, "input-size", c.Model.InputSize, "square input side in pixels")
-	fs.StringVar(&c.Model.Weights, "weights", c.Model.Weights, "pretrained ImageNet VGG16 weights (.pth or .safetensors)")
-	fs.StringVar(&c.Model.TrainableBaseLayers, "trainable-base-layers", c.Model.TrainableBaseLayers, "Keras VGG16 base layers trained, counted from the top (0-19 or all)")
+	fs.StringVar(&c.Model.Weights, "weights", c.Model.Weights, "pretrained ImageNet weights of the architecture (.pth or .safetensors; default: its torchvision file in weights/, see scripts/fetch-weights.sh --arch)")
+	fs.StringVar(&c.Model.TrainableBaseLayers, "trainable-base-layers", c.Model.TrainableBaseLayers, trainableHelp())
 	fs.Var(&c.Model.Normalization, "normalization", "input normalisation: "+data.NormalizationNames()+" (imagenet: mean/std; rescale: x/255)")
 	fs.Var(&c.Model.Resize, "resize", "resize before augmentation: "+data.ResizeMethodNames()+" (nearest is Keras')")
 
@@ -74,6 +74,17 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&t.Threads, "threads", t.Threads, "libtorch CPU threads (0: one per core)")
 
 	fs.StringVarP(&c.Output, "output", "o", c.Output, "run folder for checkpoints, history and plots")
+}
+
+// trainableHelp explains --trainable-base-layers with each architecture's
+// number of stages.
+func trainableHelp() string {
+	var counts []string
+	for _, spec := range vision.Archs() {
+		counts = append(counts, fmt.Sprintf("%s %d", spec.Arch, spec.Stages))
+	}
+	return "stages of the base trained, counted from the top (0: only the head trains), or all; for vgg16 they are Keras' base layers (4, the seed's, trains block5), " +
+		"for resnets stem and layer1-4; stages per architecture: " + strings.Join(counts, ", ") + " (fer summary lists them); batch norms of frozen stages stay in evaluation mode"
 }
 
 // ResolveConfig builds the effective config: DefaultConfig, then the YAML

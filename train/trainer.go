@@ -9,19 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/fertorch/fertorch/checkpoint"
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/internal/atomicfile"
 	"github.com/fertorch/fertorch/torch"
-	"github.com/fertorch/fertorch/torch/nn"
 	"github.com/fertorch/fertorch/torch/optim"
 	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/train/metrics"
 	"github.com/fertorch/fertorch/train/plot"
-	"github.com/fertorch/fertorch/vision"
 )
 
 // Options are the parts of a training run that are not configuration.
@@ -72,6 +69,8 @@ const (
 	HistoryJSON      = "history.json"
 	CurvesPNG        = "curves.png"
 	ValidationReport = "validation.json"
+	// ModelPNG is the layer graph with output shapes and what trains.
+	ModelPNG = "model.png"
 )
 
 // run is one training run's live state.
@@ -93,7 +92,7 @@ type run struct {
 
 	train, valid *data.Loader
 
-	model   *vision.VGG16
+	model   Net
 	opt     optim.Optimizer
 	stepper *Stepper
 	staging *Staging
@@ -126,7 +125,7 @@ func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	if resume == nil {
 		var err error
-		if r.pretrained, err = readPretrained(r.cfg.Model, r.warn); err != nil {
+		if r.pretrained, err = readPretrained(&r.cfg.Model, r.warn); err != nil {
 			return nil, err
 		}
 		if err := claimRunFolder(r.cfg.Output, opts.Overwrite); err != nil {
@@ -344,108 +343,6 @@ func sameClasses(a, b []string) error {
 			return fmt.Errorf("train has classes %v but valid has %v", a, b)
 		}
 	}
-	return nil
-}
-
-// buildModel creates VGG16, loads pretrained weights or the checkpoint's,
-// freezes, moves it to the device and creates the optimizer.
-func (r *run) buildModel(resume *LoadedCheckpoint) error {
-	c := r.cfg
-	if err := torch.ManualSeed(c.Train.Seed); err != nil {
-		return err
-	}
-	var err error
-	r.model, err = vision.NewVGG16(c.Model.VGG16(len(r.classes)))
-	if err != nil {
-		return err
-	}
-	if resume == nil {
-		if err := r.loadPretrained(); err != nil {
-			return err
-		}
-	} else {
-		rep, err := vision.LoadStateDict(r.model.StateTensors(), resume.Model, vision.LoadOptions{Strict: true})
-		if err != nil {
-			return fmt.Errorf("resume %s: %w", resume.Path, err)
-		}
-		r.printf("resumed weights from %s (%d tensors)\n", resume.Path, len(rep.Loaded))
-	}
-	trainable, err := vision.ParseTrainableBaseLayers(c.Model.TrainableBaseLayers)
-	if err != nil {
-		return err
-	}
-	names, err := r.model.FreezeBase(trainable)
-	if err != nil {
-		return err
-	}
-	switch trainable {
-	case 0:
-		r.printf("trainable base layers: none (the base is frozen)\n")
-	case vision.KerasBaseLayers:
-		r.printf("trainable base layers: all %d\n", trainable)
-	default:
-		r.printf("trainable base layers: the last %d of %d: %s\n", trainable, vision.KerasBaseLayers, strings.Join(names, ", "))
-	}
-	summary, err := r.model.Summary()
-	if err != nil {
-		return err
-	}
-	r.printf("%s\n", summary)
-	if err := nn.MoveTo(r.model, r.dev, torch.Float32, c.Train.ChannelsLast); err != nil {
-		return err
-	}
-	base, headParams := r.model.TrainableParameters()
-	baseLR := c.Train.BaseLR
-	if baseLR == 0 {
-		baseLR = c.Train.LR
-	}
-	var groups []optim.Group
-	if len(base) > 0 {
-		groups = append(groups, optim.Group{Params: base, LR: baseLR, WeightDecay: c.Train.WeightDecay})
-		r.baseLRs = append(r.baseLRs, baseLR)
-	}
-	groups = append(groups, optim.Group{Params: headParams, LR: c.Train.LR, WeightDecay: c.Train.WeightDecay})
-	r.baseLRs = append(r.baseLRs, c.Train.LR)
-	switch c.Train.Optimizer {
-	case Adam, AdamW:
-		r.opt, err = optim.NewAdam(groups, optim.AdamOptions{Beta1: 0.9, Beta2: 0.999, Eps: c.Train.AdamEps, Decoupled: c.Train.Optimizer == AdamW})
-	case SGD:
-		r.opt, err = optim.NewSGD(groups, optim.SGDOptions{Momentum: c.Train.Momentum, Nesterov: c.Train.Nesterov})
-	}
-	if err != nil {
-		return err
-	}
-	r.stepper, err = NewStepper(r.model, r.opt, LossConfig{
-		ClassWeights: r.weights, KerasNormalization: c.Train.LossNormalization == KerasLoss, LabelSmoothing: c.Train.LabelSmoothing,
-	}, r.dev, c.Train.Precision)
-	if err != nil {
-		return err
-	}
-	s := int64(c.Model.InputSize)
-	r.staging, err = NewStaging(r.dev, []int64{int64(c.Train.BatchSize), 3, s, s})
-	return err
-}
-
-// loadPretrained loads the ImageNet base read by readPretrained, if any.
-func (r *run) loadPretrained() error {
-	file := r.pretrained
-	if file == nil {
-		if r.cfg.Model.Weights == "" {
-			r.printf("no pretrained weights configured: the base starts from random weights\n")
-		}
-		return nil
-	}
-	r.pretrained = nil
-	path := r.cfg.Model.Weights
-	opts := vision.LoadOptions{Strict: true, Prefixes: []string{"features."}}
-	if r.cfg.Model.Head == vision.HeadTorchvision && len(r.classes) == 1000 {
-		opts.Prefixes = nil
-	}
-	rep, err := vision.LoadStateDict(r.model.StateTensors(), file, opts)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	r.printf("pretrained base from %s: %s (the head is new)\n", path, rep)
 	return nil
 }
 

@@ -100,7 +100,16 @@ type ArchSpec struct {
 	// Classifier is the name prefix of the final linear layer, the only
 	// parameters whose shapes depend on the number of classes.
 	Classifier string
-	build      func(BackboneConfig) (Backbone, error)
+	// HeadModule is the module that the transfer and gap heads replace, as
+	// a PyTorch user replaces it (`model.fc = nn.Sequential(...)`): fc,
+	// classifier, classifier.2 (ConvNeXt keeps its LayerNorm2d and Flatten)
+	// or heads.
+	HeadModule string
+	// Stages is the number of stages of the base, the range of
+	// trainable_base_layers (VGG: Keras' 19 base layers, the input layer
+	// included).
+	Stages int
+	build  func(BackboneConfig) (Backbone, error)
 }
 
 func imagenet(name, url, sha string, resize int) Weights {
@@ -112,34 +121,34 @@ const modelsURL = "https://download.pytorch.org/models/"
 // archTable is every architecture fertorch builds, with torchvision 0.14's
 // weight files.
 var archTable = []ArchSpec{
-	{Arch: ArchVGG16, FeatureWidth: 25088, Params: 138357544, MinInputSize: 32, Classifier: "classifier.6.",
+	{Arch: ArchVGG16, FeatureWidth: 25088, Params: 138357544, MinInputSize: 32, Classifier: "classifier.6.", HeadModule: "classifier", Stages: 19,
 		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"vgg16-397923af.pth", "397923af", 256)},
 		build:   func(c BackboneConfig) (Backbone, error) { return newVGGBackbone(c, false) }},
-	{Arch: ArchVGG16BN, FeatureWidth: 25088, Params: 138365992, MinInputSize: 32, Classifier: "classifier.6.",
+	{Arch: ArchVGG16BN, FeatureWidth: 25088, Params: 138365992, MinInputSize: 32, Classifier: "classifier.6.", HeadModule: "classifier", Stages: 19,
 		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"vgg16_bn-6c64b313.pth", "6c64b313", 256)},
 		build:   func(c BackboneConfig) (Backbone, error) { return newVGGBackbone(c, true) }},
-	{Arch: ArchResNet18, FeatureWidth: 512, Params: 11689512, MinInputSize: 1, Classifier: "fc.",
+	{Arch: ArchResNet18, FeatureWidth: 512, Params: 11689512, MinInputSize: 1, Classifier: "fc.", HeadModule: "fc", Stages: 5,
 		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"resnet18-f37072fd.pth", "f37072fd", 256)},
 		build:   func(c BackboneConfig) (Backbone, error) { return NewResNet(ArchResNet18, c) }},
-	{Arch: ArchResNet50, FeatureWidth: 2048, Params: 25557032, MinInputSize: 1, Classifier: "fc.",
+	{Arch: ArchResNet50, FeatureWidth: 2048, Params: 25557032, MinInputSize: 1, Classifier: "fc.", HeadModule: "fc", Stages: 5,
 		Weights: []Weights{
 			imagenet("IMAGENET1K_V2", modelsURL+"resnet50-11ad3fa6.pth", "11ad3fa6", 232),
 			imagenet("IMAGENET1K_V1", modelsURL+"resnet50-0676ba61.pth", "0676ba61", 256),
 		},
 		build: func(c BackboneConfig) (Backbone, error) { return NewResNet(ArchResNet50, c) }},
-	{Arch: ArchMobileNetV3Large, FeatureWidth: 960, Params: 5483032, MinInputSize: 1, Classifier: "classifier.3.",
+	{Arch: ArchMobileNetV3Large, FeatureWidth: 960, Params: 5483032, MinInputSize: 1, Classifier: "classifier.3.", HeadModule: "classifier", Stages: 17,
 		Weights: []Weights{
 			imagenet("IMAGENET1K_V2", modelsURL+"mobilenet_v3_large-5c1a4163.pth", "5c1a4163", 232),
 			imagenet("IMAGENET1K_V1", modelsURL+"mobilenet_v3_large-8738ca79.pth", "8738ca79", 256),
 		},
 		build: newMobileNetV3Large},
-	{Arch: ArchEfficientNetB0, FeatureWidth: 1280, Params: 5288548, MinInputSize: 1, Classifier: "classifier.1.",
+	{Arch: ArchEfficientNetB0, FeatureWidth: 1280, Params: 5288548, MinInputSize: 1, Classifier: "classifier.1.", HeadModule: "classifier", Stages: 9,
 		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"efficientnet_b0_rwightman-3dd342df.pth", "3dd342df", 256)},
 		build:   newEfficientNetB0},
-	{Arch: ArchConvNeXtTiny, FeatureWidth: 768, Params: 28589128, MinInputSize: 32, Classifier: "classifier.2.",
+	{Arch: ArchConvNeXtTiny, FeatureWidth: 768, Params: 28589128, MinInputSize: 32, Classifier: "classifier.2.", HeadModule: "classifier.2", Stages: 8,
 		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"convnext_tiny-983f1562.pth", "983f1562", 236)},
 		build:   newConvNeXtTiny},
-	{Arch: ArchViTB16, FeatureWidth: 768, Params: 86567656, MinInputSize: 16, Classifier: "heads.head.",
+	{Arch: ArchViTB16, FeatureWidth: 768, Params: 86567656, MinInputSize: 16, Classifier: "heads.head.", HeadModule: "heads", Stages: 14,
 		Weights: []Weights{imagenet("IMAGENET1K_V1", modelsURL+"vit_b_16-c867db91.pth", "c867db91", 256)},
 		build:   newViTB16},
 }
@@ -168,6 +177,16 @@ type BackboneConfig struct {
 	// networks with global pooling accept any size and use it only for
 	// their summary.
 	InputSize int
+	// Head is the classifier on top of Features (see heads.go):
+	// HeadTorchvision, the architecture's own (the default here), or
+	// HeadTransfer or HeadGAP in place of ArchSpec.HeadModule.
+	Head Head
+	// Hidden is the transfer head's hidden width (1024 by default).
+	Hidden int
+	// Dropout is the transfer and gap heads' dropout probability (0.5 by
+	// default, as VGG16Config); torchvision's heads keep torchvision's
+	// (VGG's torchvision head takes it too).
+	Dropout float64
 }
 
 func (c BackboneConfig) withDefaults() BackboneConfig {
@@ -176,6 +195,15 @@ func (c BackboneConfig) withDefaults() BackboneConfig {
 	}
 	if c.InputSize == 0 {
 		c.InputSize = 224
+	}
+	if c.Head == "" {
+		c.Head = HeadTorchvision
+	}
+	if c.Hidden == 0 {
+		c.Hidden = 1024
+	}
+	if c.Dropout == 0 {
+		c.Dropout = 0.5
 	}
 	return c
 }
@@ -192,13 +220,35 @@ func (c BackboneConfig) check(a Arch, minSize int) (BackboneConfig, error) {
 }
 
 // NewBackbone builds an architecture of the table with torchvision's
-// initialisation (call torch.ManualSeed first for reproducible weights).
+// initialisation and the configured head (call torch.ManualSeed first for
+// reproducible weights). It is the one constructor that training,
+// evaluation and prediction share.
 func NewBackbone(a Arch, cfg BackboneConfig) (Backbone, error) {
 	spec, err := LookupArch(a)
 	if err != nil {
 		return nil, err
 	}
-	return spec.build(cfg)
+	cfg = cfg.withDefaults()
+	if _, err := ParseHead(string(cfg.Head)); err != nil {
+		return nil, fmt.Errorf("%s: %w", a, err)
+	}
+	if cfg.Hidden < 1 {
+		return nil, fmt.Errorf("%s: hidden width %d must be positive", a, cfg.Hidden)
+	}
+	if cfg.Dropout < 0 || cfg.Dropout >= 1 {
+		return nil, fmt.Errorf("%s: dropout %g is outside [0, 1)", a, cfg.Dropout)
+	}
+	b, err := spec.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if n, ok := b.(*network); ok && cfg.Head != HeadTorchvision {
+		if err := n.replaceHead(spec.HeadModule, cfg); err != nil {
+			b.Free()
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // Stage is a group of consecutive modules that is frozen or trained as a
@@ -256,9 +306,10 @@ type Backbone interface {
 	// Config is the configuration the network was built with (defaults
 	// filled in).
 	Config() BackboneConfig
-	// Classifier is the name prefix of the final linear layer ("fc.",
-	// "classifier.3."): the only tensors a file for another number of
-	// classes cannot provide.
+	// Classifier is the name prefix of the tensors a torchvision ImageNet
+	// file cannot provide: torchvision's final linear layer ("fc.",
+	// "classifier.3.") with the torchvision head, the whole new head
+	// ("fc.", "classifier.") with the transfer and gap heads.
 	Classifier() string
 	// Stages lists the base's stages from input to output; parameters in
 	// no stage form the head.
@@ -399,7 +450,7 @@ func (n *network) SetTraining(training bool) {
 // and parameter counts, then the head's.
 func (n *network) Summary() (*Summary, error) {
 	size := int64(n.cfg.InputSize)
-	s := &Summary{Title: fmt.Sprintf("%s (%d classes, %dx%d input)", n.arch, n.cfg.NumClasses, size, size)}
+	s := &Summary{Title: fmt.Sprintf("%s (%s head, %d classes, %dx%d input)", n.arch, n.cfg.Head, n.cfg.NumClasses, size, size)}
 	s.Rows = append(s.Rows, SummaryRow{Name: "input", Type: "Input", OutputShape: []int64{-1, 3, size, size}})
 	training := n.training
 	n.SetTraining(false)
@@ -444,7 +495,11 @@ func (n *network) Summary() (*Summary, error) {
 		s.Rows = append(s.Rows, row)
 	}
 	s.Rows = append(s.Rows, SummaryRow{Name: "features", Type: "Pool+Flatten", OutputShape: batchFree(featShape)})
-	head := SummaryRow{Name: "head", Type: moduleType(n.head), OutputShape: []int64{-1, int64(n.cfg.NumClasses)}}
+	headName := "head"
+	if spec, err := LookupArch(n.arch); err == nil {
+		headName = strings.SplitN(spec.HeadModule, ".", 2)[0]
+	}
+	head := SummaryRow{Name: headName, Type: layerTypes(n.head), OutputShape: []int64{-1, int64(n.cfg.NumClasses)}}
 	var rest []torch.NamedTensor
 	for _, p := range n.Parameters() {
 		if !counted[p.Tensor] {
@@ -468,6 +523,24 @@ func batchFree(shape []int64) []int64 {
 	out := slices.Clone(shape)
 	out[0] = -1
 	return out
+}
+
+// layerTypes names a module by its layers: "Linear", or a Sequential's
+// "Linear+ReLU+Dropout+Linear" (a nested one in parentheses).
+func layerTypes(m nn.Module) string {
+	seq, ok := m.(*nn.Sequential)
+	if !ok {
+		return moduleType(m)
+	}
+	var parts []string
+	for _, c := range seq.Children {
+		if _, nested := c.(*nn.Sequential); nested {
+			parts = append(parts, "("+layerTypes(c)+")")
+			continue
+		}
+		parts = append(parts, moduleType(c))
+	}
+	return strings.Join(parts, "+")
 }
 
 func moduleType(m nn.Module) string {

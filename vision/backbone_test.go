@@ -114,7 +114,7 @@ func TestResNetStagesFreezeAndSummary(t *testing.T) {
 		t.Errorf("summary totals %d/%d, parameters %d/%d", s.Total, s.Trainable, total, trainable)
 	}
 	text := s.String()
-	for _, want := range []string{"stem (Conv2d+BatchNorm2d)", "(None, 64, 24, 24)", "layer4 (Sequential)", "(None, 512, 3, 3)", "features (Pool+Flatten)", "(None, 512)", "head (Linear)", "(None, 8)", "Total params: 11,180,616"} {
+	for _, want := range []string{"stem (Conv2d+BatchNorm2d)", "(None, 64, 24, 24)", "layer4 (Sequential)", "(None, 512, 3, 3)", "features (Pool+Flatten)", "(None, 512)", "fc (Linear)", "(None, 8)", "Total params: 11,180,616"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("summary lacks %q:\n%s", want, text)
 		}
@@ -172,7 +172,7 @@ func TestVGGAsBackbone(t *testing.T) {
 	if !slices.Equal(got, want) || !slices.Equal(trainableNames(b.Parameters()), wantTrainable) {
 		t.Errorf("FreezeStages(4): %v, trainable %v; FreezeBase(4): %v, trainable %v", got, trainableNames(b.Parameters()), want, wantTrainable)
 	}
-	if b.Arch() != vision.ArchVGG16 || b.Classifier() != "classifier.3." || b.FeatureWidth() != 512 {
+	if b.Arch() != vision.ArchVGG16 || b.Classifier() != "classifier." || b.FeatureWidth() != 512 {
 		t.Errorf("arch %s, classifier %s, width %d", b.Arch(), b.Classifier(), b.FeatureWidth())
 	}
 	scope := torch.NewScope()

@@ -113,3 +113,47 @@ func (m *VGG16) TrainableParameters() (base, head []torch.NamedTensor) {
 	}
 	return base, head
 }
+
+// ParseTrainable reads the trainable_base_layers setting for an
+// architecture: how many stages of the base train, counted from the top,
+// or "all". VGG's stages are Keras' 19 base layers (ParseTrainableBaseLayers:
+// the input layer counts, 4 trains block5); the other architectures' are
+// their Stages (ResNet: stem, layer1 .. layer4; the MobileNets, EfficientNets
+// and ConvNeXt: the entries of `features`; ViT: the embeddings, the 12
+// encoder layers and the final layer norm). A count above the
+// architecture's is an error.
+func ParseTrainable(a Arch, s string) (int, error) {
+	spec, err := LookupArch(a)
+	if err != nil {
+		return 0, err
+	}
+	if a == ArchVGG16 || a == ArchVGG16BN {
+		return ParseTrainableBaseLayers(s)
+	}
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "all" {
+		return spec.Stages, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > spec.Stages {
+		return 0, fmt.Errorf("trainable_base_layers %q: %s has %d stages; want a number from 0 to %d or \"all\"", s, a, spec.Stages, spec.Stages)
+	}
+	return n, nil
+}
+
+// FreezeTop makes the last n stages of b's base trainable (n as
+// ParseTrainable returns it) and freezes the rest; the head trains. Frozen
+// batch-norm layers keep their running statistics in training mode
+// (Backbone.SetTraining), as fastai and Keras do. It returns the names of
+// the trainable stages.
+func FreezeTop(b Backbone, n int) ([]string, error) {
+	spec, err := LookupArch(b.Arch())
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > spec.Stages {
+		return nil, fmt.Errorf("%s: %d trainable stages requested, the base has %d", b.Arch(), n, spec.Stages)
+	}
+	// VGG's count includes Keras' input layer, which has no stage.
+	return FreezeStages(b, min(n, len(b.Stages())))
+}

@@ -135,6 +135,23 @@ func (s *Summary) BaseParams() int64 {
 	return n
 }
 
+// Shape writes the output shape as Keras does ("(None, 512, 7, 7)").
+func (r SummaryRow) Shape() string { return formatShape(r.OutputShape) }
+
+// Trainable says whether the row's parameters train: "yes", "no",
+// "partly", or "-" without parameters.
+func (r SummaryRow) Trainable() string {
+	switch {
+	case r.Params == 0:
+		return "-"
+	case r.TrainableParams == r.Params:
+		return "yes"
+	case r.TrainableParams == 0:
+		return "no"
+	}
+	return "partly"
+}
+
 func formatShape(shape []int64) string {
 	parts := make([]string, len(shape))
 	for i, d := range shape {
@@ -178,17 +195,7 @@ func (s *Summary) String() string {
 		if r.KerasName != "" {
 			name = r.KerasName + " " + r.Name
 		}
-		trainable := "-"
-		switch {
-		case r.Params == 0:
-		case r.TrainableParams == r.Params:
-			trainable = "yes"
-		case r.TrainableParams == 0:
-			trainable = "no"
-		default:
-			trainable = "partly"
-		}
-		fmt.Fprintf(&b, " %-44s %-22s %12s  %s\n", name+" ("+r.Type+")", formatShape(r.OutputShape), Commas(r.Params), trainable)
+		fmt.Fprintf(&b, " %-44s %-22s %12s  %s\n", name+" ("+r.Type+")", r.Shape(), Commas(r.Params), r.Trainable())
 	}
 	b.WriteString(strings.ReplaceAll(line, "─", "═"))
 	fmt.Fprintf(&b, "Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n", Commas(s.Total), Commas(s.Trainable), Commas(s.Frozen))

@@ -13,7 +13,8 @@ import (
 	"github.com/fertorch/fertorch/torch/nn"
 )
 
-// Head selects what sits on top of VGG16's convolutional base.
+// Head selects the classifier on top of a network's base: for VGG16 as
+// described at each value, for the other architectures see heads.go.
 type Head string
 
 const (

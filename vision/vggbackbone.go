@@ -16,8 +16,9 @@ type vggBackbone struct{ *VGG16 }
 // FreezeStages(b, 4) freezes what FreezeBase(4) freezes.
 func AsBackbone(m *VGG16) Backbone { return vggBackbone{m} }
 
-// newVGGBackbone is torchvision's vgg16 or vgg16_bn: VGG16 with
-// torchvision's classifier.
+// newVGGBackbone is torchvision's vgg16 or vgg16_bn with the configured
+// head (VGG16's own heads: the seed's transfer head is VGG16's classifier
+// over the flattened base).
 func newVGGBackbone(cfg BackboneConfig, batchNorm bool) (Backbone, error) {
 	arch := ArchVGG16
 	if batchNorm {
@@ -27,7 +28,7 @@ func newVGGBackbone(cfg BackboneConfig, batchNorm bool) (Backbone, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := NewVGG16(VGG16Config{InputSize: cfg.InputSize, NumClasses: cfg.NumClasses, Head: HeadTorchvision, BatchNorm: batchNorm})
+	m, err := NewVGG16(VGG16Config{InputSize: cfg.InputSize, NumClasses: cfg.NumClasses, Head: cfg.Head, Hidden: cfg.Hidden, Dropout: cfg.Dropout, BatchNorm: batchNorm})
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +38,8 @@ func newVGGBackbone(cfg BackboneConfig, batchNorm bool) (Backbone, error) {
 func (v vggBackbone) Arch() Arch { return Arch(v.VGG16.Config.Arch()) }
 
 func (v vggBackbone) Config() BackboneConfig {
-	return BackboneConfig{NumClasses: v.VGG16.Config.NumClasses, InputSize: v.VGG16.Config.InputSize}
+	c := v.VGG16.Config
+	return BackboneConfig{NumClasses: c.NumClasses, InputSize: c.InputSize, Head: c.Head, Hidden: c.Hidden, Dropout: c.Dropout}
 }
 
 func (v vggBackbone) FeatureWidth() int64 {
@@ -51,8 +53,14 @@ func (v vggBackbone) FeatureWidth() int64 {
 	return 512 * side * side
 }
 
+// Classifier is torchvision's final layer for the torchvision head, the
+// whole classifier for the transfer and gap heads (whose shapes a
+// torchvision file does not have).
 func (v vggBackbone) Classifier() string {
-	return fmt.Sprintf("classifier.%d.", len(v.VGG16.Classifier.Children)-1)
+	if v.VGG16.Config.Head == HeadTorchvision {
+		return fmt.Sprintf("classifier.%d.", len(v.VGG16.Classifier.Children)-1)
+	}
+	return "classifier."
 }
 
 // Features is the base, the head's pooling if it has one, flattened.

@@ -3,6 +3,13 @@
 // in the same run, on the same prepared images:
 //
 //	go run ./bench/train [-source DIR] [-size 64] [-batch 32] [-epochs 2]
+//	go run ./bench/train -real=false -archs resnet18,mobilenet_v3_large -arch-sizes 64
+//
+// It also measures, per architecture of vision's table and input size, the
+// training steps alone (`fer benchmark --arch`, synthetic batches, no data
+// loading) against the same model in PyTorch
+// (bench/train/pytorch_arch_bench.py): the architecture table of
+// bench/RESULTS.md.
 //
 // Both train the seed's model (VGG16, last 4 Keras base layers trainable,
 // the Flatten-Dense-Dropout-Dense head, Adam, class-weighted loss) with
@@ -29,9 +36,13 @@ import (
 
 	"github.com/fertorch/fertorch/internal/benchdoc"
 	"github.com/fertorch/fertorch/internal/pyref"
+	"github.com/fertorch/fertorch/vision"
 )
 
-const sectionTitle = "## training throughput on the CPU (make bench-train)"
+const (
+	sectionTitle     = "## training throughput on the CPU (make bench-train)"
+	archSectionTitle = "## training throughput per architecture on the CPU (make bench-train)"
+)
 
 var ipsLine = regexp.MustCompile(`train ([0-9.]+) img/s`)
 
@@ -63,6 +74,13 @@ func run() error {
 	threads := flag.Int("threads", runtime.NumCPU(), "libtorch threads on both sides")
 	workers := flag.Int("workers", runtime.NumCPU(), "data workers on both sides")
 	results := flag.String("results", "bench/RESULTS.md", "results file whose section to update (\"\": print only)")
+	realData := flag.Bool("real", true, "measure fer train against the PyTorch script on the real sample")
+	archs := flag.String("archs", strings.Join(vision.ArchNames(), ","), "architectures of the per-architecture table (\"\": none)")
+	archSizes := flag.String("arch-sizes", "64,224", "input sizes of the per-architecture table")
+	archBatch := flag.Int("arch-batch", 16, "batch size of the per-architecture table")
+	archSteps := flag.Int("arch-steps", 5, "timed steps per row of the per-architecture table")
+	archWarmup := flag.Int("arch-warmup", 2, "untimed warm-up steps per row")
+	note := flag.String("note", "", "a remark on the machine's state for the results (e.g. other work running)")
 	flag.Parse()
 	fer, err := filepath.Abs("build/fer")
 	if err != nil {
@@ -74,6 +92,14 @@ func run() error {
 	py, err := pyref.Find("torch", "torchvision")
 	if err != nil {
 		return err
+	}
+	if *archs != "" {
+		if err := archTable(fer, py, strings.Split(*archs, ","), *archSizes, *archBatch, *archSteps, *archWarmup, *threads, *note, *results); err != nil {
+			return err
+		}
+	}
+	if !*realData {
+		return nil
 	}
 	tmp, err := os.MkdirTemp("", "bench-train-")
 	if err != nil {
@@ -122,6 +148,75 @@ func run() error {
 	fmt.Fprintf(&b, "| fer train | %.2f | %.2f |\n| PyTorch (DataLoader, %d workers) | %.2f | |\n\n", ours, ours/peer, *workers, peer)
 	return benchdoc.Publish(*results, sectionTitle, b.String())
 }
+
+// archTable measures training steps per architecture and size with `fer
+// benchmark` and the PyTorch peer, alternating, and publishes the table.
+func archTable(fer, py string, archs []string, sizeList string, batch, steps, warmup, threads int, note, results string) error {
+	var sizes []int
+	for _, f := range strings.Split(sizeList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 32 {
+			return fmt.Errorf("-arch-sizes: %q is not a size of at least 32", f)
+		}
+		sizes = append(sizes, n)
+	}
+	var rows []string
+	for _, name := range archs {
+		arch, err := vision.ParseArch(strings.TrimSpace(name))
+		if err != nil {
+			return fmt.Errorf("-archs: %w", err)
+		}
+		for _, size := range sizes {
+			args := []string{"benchmark", "--arch", string(arch), "--head", "transfer", "--trainable-base-layers", "all", "--device", "cpu",
+				"--input-size", strconv.Itoa(size), "--batch-size", strconv.Itoa(batch), "--steps", strconv.Itoa(steps), "--warmup", strconv.Itoa(warmup),
+				"--threads", strconv.Itoa(threads)}
+			fmt.Printf("fer %v\n", args)
+			out, err := exec.Command(fer, args...).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("fer benchmark %s at %d: %v\n%s", arch, size, err, out)
+			}
+			m := imagesPerSec.FindSubmatch(out)
+			if m == nil {
+				return fmt.Errorf("fer benchmark %s: no images/s in:\n%s", arch, out)
+			}
+			ours, _ := strconv.ParseFloat(string(m[1]), 64)
+			pyArgs := []string{"bench/train/pytorch_arch_bench.py", string(arch), strconv.Itoa(size), strconv.Itoa(batch), strconv.Itoa(steps), strconv.Itoa(warmup), strconv.Itoa(threads)}
+			fmt.Printf("%s %v\n", py, pyArgs)
+			pyOut, err := exec.Command(py, pyArgs...).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("pytorch peer %s at %d: %v\n%s", arch, size, err, pyOut)
+			}
+			peer, err := lastRate(pyOut)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s %dx%d: fertorch %.2f, PyTorch %.2f images/s\n", arch, size, size, ours, peer)
+			rows = append(rows, fmt.Sprintf("| %s | %dx%d | %.2f | %.2f | %.2f |", arch, size, size, ours, peer, ours/peer))
+		}
+	}
+	version, err := exec.Command(fer, "version").Output()
+	if err != nil {
+		return fmt.Errorf("fer version: %w", err)
+	}
+	libtorch, _, _ := strings.Cut(string(version), "\n")
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\n", archSectionTitle)
+	fmt.Fprintf(&b, "Command: `go run ./bench/train -real=false -threads %d -archs %s -arch-sizes %s -arch-batch %d -arch-steps %d -arch-warmup %d` (part of `make bench-train`, which runs every architecture at 64 and 224). Date: %s. Machine: %s, %d cores (shared), %s.",
+		threads, strings.Join(archs, ","), sizeList, batch, steps, warmup, time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), runtime.NumCPU(), libtorch)
+	if note != "" {
+		fmt.Fprintf(&b, " %s", note)
+	}
+	fmt.Fprintf(&b, "\n\nTraining steps alone on one synthetic batch of %d copied afresh each step (no decoding or augmentation): each architecture with the transfer head (Dense 1024, ReLU, Dropout 0.5, Dense 8), every parameter trainable, Adam, cross-entropy, from random weights, libtorch threads: %d; fertorch `fer benchmark --arch A --head transfer --trainable-base-layers all`, PyTorch `bench/train/pytorch_arch_bench.py` (the same model built from torchvision). Images per second over %d timed steps after %d warm-up steps, fertorch and PyTorch alternating row by row.\n\n", batch, threads, steps, warmup)
+	fmt.Fprintln(&b, "| architecture | input | fertorch images/s | PyTorch images/s | ratio fertorch/PyTorch |")
+	fmt.Fprintln(&b, "|---|---|---:|---:|---:|")
+	for _, r := range rows {
+		fmt.Fprintln(&b, r)
+	}
+	fmt.Fprintln(&b)
+	return benchdoc.Publish(results, archSectionTitle, b.String())
+}
+
+var imagesPerSec = regexp.MustCompile(`: ([0-9.]+) images/s`)
 
 func main() {
 	if err := run(); err != nil {

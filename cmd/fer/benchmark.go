@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/train"
+	"github.com/fertorch/fertorch/vision"
 )
 
 func runBenchmark(args []string, stdout, stderr io.Writer) error {
@@ -21,11 +23,25 @@ func runBenchmark(args []string, stdout, stderr io.Writer) error {
 	size := fs.Int("input-size", 224, "square input side")
 	steps := fs.Int("steps", 20, "timed training steps")
 	warmup := fs.Int("warmup", 3, "untimed warm-up steps")
+	arch := vision.ArchVGG16
+	fs.Var(&arch, "arch", "architecture: "+strings.Join(vision.ArchNames(), ", "))
+	head := vision.HeadTransfer
+	fs.Var(&head, "head", "classifier head: "+vision.HeadNames())
+	trainable := fs.String("trainable-base-layers", "4", "stages of the base trained, counted from the top, or all (as fer train)")
+	threads := fs.Int("threads", 0, "libtorch CPU threads (0: libtorch's default, one per core)")
 	parity := fs.Bool("parity", false, "instead of timing, compare VGG16 logits on the CPU and on --device")
 	cudnnBenchmark := fs.Bool("cudnn-benchmark", true, "let cuDNN pick the fastest convolution algorithms")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *threads < 0 {
+		return usagef("--threads %d is negative", *threads)
+	}
+	if *threads > 0 {
+		if err := torch.SetNumThreads(*threads); err != nil {
+			return err
+		}
 	}
 	dev, err := device.Resolve()
 	if err != nil {
@@ -42,14 +58,15 @@ func runBenchmark(args []string, stdout, stderr io.Writer) error {
 		result = map[string]any{"device": dev.String(), "input_size": *size, "channels_last": *channelsLast, "max_abs_diff": diff, "torch_version": torch.Version()}
 	} else {
 		r, err := train.Benchmark(train.BenchConfig{
+			Arch: arch, Head: head, Trainable: *trainable,
 			Device: dev, Precision: precision, ChannelsLast: *channelsLast,
 			BatchSize: *batch, InputSize: *size, Classes: 8, Warmup: *warmup, Steps: *steps, Seed: 1,
 		})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s %s channels-last=%v batch %d at %dx%d: %.1f images/s (%d steps in %.2fs, loss %.4f)\n",
-			r.Device, r.Precision, r.ChannelsLast, r.BatchSize, r.InputSize, r.InputSize, r.ImagesPerSec, r.Steps, r.Seconds, r.FinalLoss)
+		fmt.Fprintf(stdout, "%s (%s head, %s trainable parameters) %s %s channels-last=%v batch %d at %dx%d: %.1f images/s (%d steps in %.2fs, loss %.4f)\n",
+			r.Arch, r.Head, vision.Commas(r.TrainableParams), r.Device, r.Precision, r.ChannelsLast, r.BatchSize, r.InputSize, r.InputSize, r.ImagesPerSec, r.Steps, r.Seconds, r.FinalLoss)
 		result = r
 	}
 	if *jsonOut != "" {

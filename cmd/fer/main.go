@@ -1,5 +1,6 @@
-// Command fer is fertorch's command-line tool: prepare a dataset, train
-// VGG16 on it, evaluate and predict, on the CPU or a CUDA GPU.
+// Command fer is fertorch's command-line tool: prepare a dataset, fine-tune
+// a pretrained network (VGG16 as the seed tutorial, or another architecture
+// of vision's table) on it, evaluate and predict, on the CPU or a CUDA GPU.
 //
 //	fer <command> [flags]
 //
@@ -28,7 +29,8 @@ func commands() []command {
 	return []command{
 		{"synth", "generate a synthetic face dataset (the demo's embedded data)", runSynth},
 		{"prepare", "legend + images -> train/valid/test class folders, with the per-class table", runPrepare},
-		{"train", "fine-tune VGG16 (config file and flags; resumable)", runTrain},
+		{"train", "fine-tune a pretrained network: VGG16, ResNet, MobileNetV3, EfficientNet, ConvNeXt or ViT (config file and flags; resumable)", runTrain},
+		{"summary", "print a network's layers, output shapes and what trains, and draw them as a PNG, without training", runSummary},
 		{"eval", "evaluate a checkpoint on labelled images: metrics, confusion matrix, results.csv", runEval},
 		{"predict", "top-k emotions of images or folders", runPredict},
 		{"serve", "an HTTP model server with dynamic batching, metrics and a web page", runServe},

@@ -65,7 +65,7 @@ func Checkpoint(path string, opt Options) (train.Config, error) {
 	if err := torch.ManualSeed(cfg.Train.Seed); err != nil {
 		return cfg, err
 	}
-	net, err := vision.NewVGG16(cfg.Model.VGG16(len(classes)))
+	net, err := cfg.Model.Build(len(classes))
 	if err != nil {
 		return cfg, err
 	}
