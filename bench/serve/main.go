@@ -301,13 +301,12 @@ func run() error {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", sectionTitle)
-	version, err := exec.Command(fer, "version").Output()
+	provenance, err := benchdoc.Provenance(fer)
 	if err != nil {
-		return fmt.Errorf("fer version: %w", err)
+		return err
 	}
-	libtorch, _, _ := strings.Cut(string(version), "\n")
-	fmt.Fprintf(&b, "Command: `make bench-serve` (`go run ./bench/serve -size %d -seconds %g -max-requests %d -concurrency %s`). Date: %s. Machine: %s, %d cores (shared), %s.\n\n",
-		*size, *seconds, *maxRequests, *concList, time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), runtime.NumCPU(), libtorch)
+	fmt.Fprintf(&b, "Command: `make bench-serve` (`go run ./bench/serve -size %d -seconds %g -max-requests %d -concurrency %s`). %s\n\n",
+		*size, *seconds, *maxRequests, *concList, provenance)
 	fmt.Fprintf(&b, "One vgg16_bn checkpoint with the gap head at %dx%d (random weights: speed does not depend on them), served on loopback with %d libtorch threads by `fer serve` with dynamic batching (`--max-batch 16 --max-wait 2`), by `fer serve --max-batch 1` (one forward pass per image), and by `bench/serve/peer.py` (Flask's threaded server + PyTorch, one forward pass per request under inference_mode). N clients post the same %d-byte PNG back to back for %g s or %d requests; images/s and latency are the clients'. Ratio: fer serve with batching / the Python peer.\n\n",
 		*size, *size, *threads, img.Len(), *seconds, *maxRequests)
 	fmt.Fprintln(&b, "| clients | fer serve, batching: images/s, p50, p99 | fer serve, no batching: images/s, p50, p99 | Flask + PyTorch: images/s, p50, p99 | ratio batching/peer | ratio no batching/peer |")

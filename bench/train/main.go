@@ -32,7 +32,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/fertorch/fertorch/internal/benchdoc"
 	"github.com/fertorch/fertorch/internal/pyref"
@@ -134,13 +133,12 @@ func run() error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", sectionTitle)
-	version, err := exec.Command(fer, "version").Output()
+	provenance, err := benchdoc.Provenance(fer)
 	if err != nil {
-		return fmt.Errorf("fer version: %w", err)
+		return err
 	}
-	libtorch, _, _ := strings.Cut(string(version), "\n")
-	fmt.Fprintf(&b, "Command: `make bench-train` (`go run ./bench/train -size %d -batch %d -epochs %d`). Date: %s. Machine: %s, %d cores (shared), %s.\n\n",
-		*size, *batch, *epochs, time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), runtime.NumCPU(), libtorch)
+	fmt.Fprintf(&b, "Command: `make bench-train` (`go run ./bench/train -size %d -batch %d -epochs %d`). %s\n\n",
+		*size, *batch, *epochs, provenance)
 	fmt.Fprintf(&b, "The real sample (%s) prepared by-subject; both train the seed's model (VGG16, Keras' last 4 base layers trainable, Flatten-Dense 1024-Dropout-Dense head, Adam, class-weighted loss) at %dx%d, batch %d, with Keras-like augmentation, %d libtorch threads and %d data workers, from random weights. fertorch: `fer train` (decodes each image once, augments in goroutines); PyTorch: `bench/train/pytorch_train.py` (ImageFolder + torchvision transforms + DataLoader workers, every image read and augmented every epoch). Training images per second of the last of %d epochs (data loading included).\n\n",
 		*source, *size, *size, *batch, *threads, *workers, *epochs)
 	fmt.Fprintln(&b, "| trainer | train images/s | ratio fertorch/PyTorch |")
@@ -194,15 +192,14 @@ func archTable(fer, py string, archs []string, sizeList string, batch, steps, wa
 			rows = append(rows, fmt.Sprintf("| %s | %dx%d | %.2f | %.2f | %.2f |", arch, size, size, ours, peer, ours/peer))
 		}
 	}
-	version, err := exec.Command(fer, "version").Output()
+	provenance, err := benchdoc.Provenance(fer)
 	if err != nil {
-		return fmt.Errorf("fer version: %w", err)
+		return err
 	}
-	libtorch, _, _ := strings.Cut(string(version), "\n")
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", archSectionTitle)
-	fmt.Fprintf(&b, "Command: `go run ./bench/train -real=false -threads %d -archs %s -arch-sizes %s -arch-batch %d -arch-steps %d -arch-warmup %d` (part of `make bench-train`, which runs every architecture at 64 and 224). Date: %s. Machine: %s, %d cores (shared), %s.",
-		threads, strings.Join(archs, ","), sizeList, batch, steps, warmup, time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchdoc.CPUModel(), runtime.NumCPU(), libtorch)
+	fmt.Fprintf(&b, "Command: `go run ./bench/train -real=false -threads %d -archs %s -arch-sizes %s -arch-batch %d -arch-steps %d -arch-warmup %d` (part of `make bench-train`, which runs every architecture at 64 and 224). %s",
+		threads, strings.Join(archs, ","), sizeList, batch, steps, warmup, provenance)
 	if note != "" {
 		fmt.Fprintf(&b, " %s", note)
 	}

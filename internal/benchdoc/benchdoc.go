@@ -7,8 +7,10 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // Publish prints a benchmark's section and, unless path is empty, writes
@@ -52,6 +54,19 @@ func WriteSection(path, title, section string) error {
 	}
 	fmt.Printf("wrote %s\n", path)
 	return nil
+}
+
+// Provenance is the sentence that dates a measurement and names the
+// machine and the libtorch the fer binary at fer runs on: "Date: ...
+// Machine: ..., N cores (shared), libtorch ...".
+func Provenance(fer string) (string, error) {
+	version, err := exec.Command(fer, "version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s version: %w", fer, err)
+	}
+	libtorch, _, _ := strings.Cut(string(version), "\n")
+	return fmt.Sprintf("Date: %s. Machine: %s, %d cores (shared), %s.",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), CPUModel(), runtime.NumCPU(), libtorch), nil
 }
 
 // CPUModel is the processor's model name (the architecture when unknown).
