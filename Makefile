@@ -71,7 +71,7 @@ shim: $(SHIM)
 
 $(SHIM): cgo/fertorch.cpp cgo/fertorch.h Makefile
 	@mkdir -p $(BUILD)
-	$(CXX) $(CXXFLAGS) $(SHIM_FLAGS) -shared -o $@ cgo/fertorch.cpp $(TORCH_LIBS)
+	$(CXX) $(CXXFLAGS) $(SHIM_FLAGS) -shared -o $@ cgo/fertorch.cpp $(TORCH_LIBS) -ldl
 
 build: $(SHIM)
 	$(GO) build -o $(BUILD)/ ./cmd/...

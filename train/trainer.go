@@ -242,7 +242,7 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	if err := c.Save(filepath.Join(c.Output, EffectiveConfig)); err != nil {
 		return err
 	}
-	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, dev, c.Train.Precision, torch.Version(), threads)
+	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, dev, c.Train.Precision, torch.BuildInfo(), threads)
 	r.state = State{Kind: KindFull, Config: c, Schedule: newScheduleState()}
 	if err := r.loadData(ctx); err != nil {
 		return err
