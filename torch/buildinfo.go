@@ -158,15 +158,15 @@ func cudaUnavailableReason(e cudaEnv) string {
 	}
 	switch e.driver.State {
 	case DriverMissing:
-		return fmt.Sprintf("%s but the NVIDIA driver library libcuda.so.1 is missing%s: install the NVIDIA driver "+
+		return fmt.Sprintf("the NVIDIA driver library libcuda.so.1 is missing%s, though %s: install the NVIDIA driver "+
 			"(Debian: nvidia-driver from non-free; Docker: run with --gpus all and the NVIDIA Container Toolkit)",
-			torch, detail)
+			detail, torch)
 	case DriverError:
-		return fmt.Sprintf("%s but %s cannot start%s: the driver library and the nvidia kernel module must both "+
-			"be installed, of the same version (check nvidia-smi; reboot after a driver upgrade)", torch, driver, detail)
+		return fmt.Sprintf("%s cannot start%s, though %s: the driver library and the nvidia kernel module must both "+
+			"be installed, of the same version (check nvidia-smi; reboot after a driver upgrade)", driver, detail, torch)
 	case DriverNoDevice:
-		return fmt.Sprintf("%s and %s works, but it sees no GPU%s: check nvidia-smi, CUDA_VISIBLE_DEVICES "+
-			"and, in Docker, --gpus all", torch, driver, detail)
+		return fmt.Sprintf("%s works but sees no GPU%s, though %s: check nvidia-smi, CUDA_VISIBLE_DEVICES "+
+			"and, in Docker, --gpus all", driver, detail, torch)
 	}
 	want := "a newer NVIDIA driver"
 	if e.cudaVersion != "" {
