@@ -32,23 +32,11 @@ fi
 grep -q -- '-DFER_WITH_CUDA=1' "$log" ||
 	fail "the Makefile did not detect CUDA ($libdir/libtorch_cuda.so): $(grep -- ' -shared ' "$log")"
 
-# ---- NEEDED: the CUDA libraries must be linked, or their kernels never load -
-needed=$(readelf -d build/libfertorch.so | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
-for lib in libtorch_cuda.so libc10_cuda.so; do
-	grep -qE "(^| )${lib//./\\.}(\.[0-9.]+)? " <<<"$needed" ||
-		fail "$lib is not among the shim's NEEDED entries ($needed): link it with -Wl,--no-as-needed -ltorch_cuda -lc10_cuda"
-done
-say "NEEDED: $needed"
-
-# ---- exported symbols: every function the header declares, so every one ----
-# ---- the Go package calls --------------------------------------------------
-declared=$(grep -ohE '\bfer_[a-z0-9_]+\(' cgo/fertorch.h | tr -d '(' | sort -u)
-calls=$(grep -rhoE '\bC\.fer_[a-z0-9_]+' --include='*.go' torch | sed 's/^C\.//' | sort -u |
-	comm -12 - <(echo "$declared"))
-exported=$(nm -D --defined-only build/libfertorch.so | awk '$2 == "T" && $3 ~ /^fer_/ { print $3 }' | sort -u)
-missing=$(comm -23 <(echo "$declared") <(echo "$exported") | tr '\n' ' ')
-[ -z "$missing" ] || fail "declared in cgo/fertorch.h but not exported by the shim: $missing"
-say "exports all $(wc -l <<<"$declared") fer_* functions cgo/fertorch.h declares ($(wc -l <<<"$calls") called from torch/*.go)"
+# ---- NEEDED entries and exported functions ---------------------------------
+if ! shimcheck=$(scripts/lib/cuda-shim-check.sh build/libfertorch.so 2>&1); then
+	fail "$(tail -n 1 <<<"$shimcheck" | sed 's/^cuda-shim-check: //')"
+fi
+while IFS= read -r line; do say "${line#cuda-shim-check: }"; done <<<"$shimcheck"
 
 # ---- what loading needs ----------------------------------------------------
 ldpath=""
