@@ -129,8 +129,8 @@ pkgs=$(go list -f '{{.ImportPath}} {{join .Deps " "}}' ./... |
 # shellcheck disable=SC2086 # TESTFLAGS holds several flags, pkgs several packages
 if ! go test -count=1 $TESTFLAGS $pkgs >"$log" 2>&1; then
 	cat "$log" >&2
-	fail "go test $TESTFLAGS (the $(wc -w <<<"$pkgs") packages that use libtorch) against the CUDA build"
+	fail "go test -count=1${TESTFLAGS:+ $TESTFLAGS} (the $(wc -w <<<"$pkgs") packages that use libtorch) against the CUDA build"
 fi
-say "go test -count=1 $TESTFLAGS: the $(grep -c '^ok' "$log") packages that use libtorch and have tests pass ($(grep -c '^?' "$log") have none)"
+say "go test -count=1${TESTFLAGS:+ $TESTFLAGS}: the $(grep -c '^ok' "$log") packages that use libtorch and have tests pass ($(grep -c '^?' "$log") have none)"
 skip=$(go test -count=1 -run '^TestCUDAMatchesCPU$' -v ./torch 2>&1 | grep -E 'skipping|^--- ' | sed 's/^ *//' | tr '\n' ' ')
 say "the CUDA-only test: $skip"
