@@ -50,7 +50,7 @@ BUILD := build
 SHIM := $(BUILD)/libfertorch.so
 BINARIES := $(BUILD)/fer
 
-.PHONY: all shim build deps test test-short test-libtorch2 vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights bench-serve demo train clean help
+.PHONY: all shim build deps test test-short test-libtorch2 test-cuda-build vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights bench-serve demo train clean help
 
 all: build
 
@@ -60,6 +60,7 @@ help:
 	@echo "make train        real run: fetch data and weights, prepare, train VGG16, eval (CUDA box)"
 	@echo "make build        build $(SHIM) and the fer command into $(BUILD)/"
 	@echo "make test-libtorch2  build the shim and run the tests against libtorch 2.x (Debian trixie root; root needed)"
+	@echo "make test-cuda-build  build, link and load the shim against Debian's CUDA libtorch 2.6, without a GPU (root needed)"
 	@echo "make bench        all benchmarks (bench-ops, bench-data, bench-weights, bench-train, bench-serve)"
 	@echo "LIBTORCH=/path    build against that libtorch instead of Debian's libtorch-dev"
 
@@ -71,7 +72,7 @@ shim: $(SHIM)
 
 $(SHIM): cgo/fertorch.cpp cgo/fertorch.h Makefile
 	@mkdir -p $(BUILD)
-	$(CXX) $(CXXFLAGS) $(SHIM_FLAGS) -shared -o $@ cgo/fertorch.cpp $(TORCH_LIBS)
+	$(CXX) $(CXXFLAGS) $(SHIM_FLAGS) -shared -o $@ cgo/fertorch.cpp $(TORCH_LIBS) -ldl
 
 build: $(SHIM)
 	$(GO) build -o $(BUILD)/ ./cmd/...
@@ -100,6 +101,12 @@ test-short: $(SHIM)
 # trixie root made and cached by the script (root needed; see its --help).
 test-libtorch2:
 	scripts/test-libtorch2.sh
+
+# The shim built, linked and loaded against a CUDA libtorch (Debian trixie's
+# libtorch-cuda 2.6) without a GPU, in a Debian root made and cached by the
+# script (root needed; see its --help).
+test-cuda-build:
+	scripts/test-cuda-build.sh
 
 FUZZTIME ?= 5s
 fuzz:

@@ -9,6 +9,8 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -978,5 +980,88 @@ char* fer_scaled_dot_product_attention(fer_tensor q, fer_tensor k, fer_tensor v,
 }
 
 int fer_has_fused_attention(void) { return FER_FUSED_ATTENTION; }
+
+
+// ---- build and CUDA environment ---------------------------------------------
+
+int fer_cxx11_abi(void) {
+#if defined(_GLIBCXX_USE_CXX11_ABI) && _GLIBCXX_USE_CXX11_ABI
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+// Both versions are libtorch's compile-time values, reported through the CUDA
+// hooks that libtorch_cuda registers; a CPU-only libtorch throws, hence 0.
+int64_t fer_cuda_runtime_version(void) {
+  try {
+    return static_cast<int64_t>(at::detail::getCUDAHooks().versionCUDART());
+  } catch (...) {
+    return 0;
+  }
+}
+
+int64_t fer_cudnn_version(void) {
+  try {
+    if (!at::detail::getCUDAHooks().hasCuDNN()) return 0;
+    return static_cast<int64_t>(at::detail::getCUDAHooks().versionCuDNN());
+  } catch (...) {
+    return 0;
+  }
+}
+
+int fer_cuda_driver_probe(int* driver_version, int* device_count, char** detail) {
+  *driver_version = 0;
+  *device_count = 0;
+  *detail = nullptr;
+  // The driver API's entry points, declared here so that no CUDA header is
+  // needed: CUresult is an int, 0 is CUDA_SUCCESS, 100 CUDA_ERROR_NO_DEVICE.
+  using init_fn = int (*)(unsigned int);
+  using int_fn = int (*)(int*);
+  using name_fn = int (*)(int, const char**);
+  dlerror();
+  void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    const char* why = dlerror();
+    *detail = make_error(why != nullptr ? why : "libcuda.so.1 cannot be loaded");
+    return FER_DRIVER_MISSING;
+  }
+  auto init = reinterpret_cast<init_fn>(dlsym(lib, "cuInit"));
+  auto get_version = reinterpret_cast<int_fn>(dlsym(lib, "cuDriverGetVersion"));
+  auto get_count = reinterpret_cast<int_fn>(dlsym(lib, "cuDeviceGetCount"));
+  auto error_name = reinterpret_cast<name_fn>(dlsym(lib, "cuGetErrorName"));
+  auto error_string = reinterpret_cast<name_fn>(dlsym(lib, "cuGetErrorString"));
+  if (init == nullptr || get_version == nullptr || get_count == nullptr) {
+    *detail = make_error("libcuda.so.1 lacks cuInit, cuDriverGetVersion or cuDeviceGetCount");
+    return FER_DRIVER_ERROR;
+  }
+  if (get_version(driver_version) != 0) *driver_version = 0;
+  auto describe = [&](const char* call, int rc) {
+    const char* name = nullptr;
+    const char* text = nullptr;
+    if (error_name == nullptr || error_name(rc, &name) != 0) name = nullptr;
+    if (error_string == nullptr || error_string(rc, &text) != 0) text = nullptr;
+    std::string s = std::string(call) + ": " + (name != nullptr ? name : "CUresult " + std::to_string(rc));
+    if (text != nullptr) s += std::string(" (") + text + ")";
+    return make_error(s.c_str());
+  };
+  int rc = init(0);
+  if (rc != 0) {
+    *detail = describe("cuInit", rc);
+    return rc == 100 ? FER_DRIVER_NO_DEVICE : FER_DRIVER_ERROR;
+  }
+  rc = get_count(device_count);
+  if (rc != 0) {
+    *device_count = 0;
+    *detail = describe("cuDeviceGetCount", rc);
+    return FER_DRIVER_ERROR;
+  }
+  if (*device_count == 0) {
+    *detail = make_error("cuDeviceGetCount: 0 devices");
+    return FER_DRIVER_NO_DEVICE;
+  }
+  return FER_DRIVER_OK;
+}
 
 }  // extern "C"

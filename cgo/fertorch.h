@@ -279,6 +279,32 @@ char* fer_scaled_dot_product_attention(fer_tensor q, fer_tensor k, fer_tensor v,
 /* 1 when fer_scaled_dot_product_attention uses libtorch's fused kernel. */
 int fer_has_fused_attention(void);
 
+/* ---- build and CUDA environment ----------------------------------------- */
+
+/* _GLIBCXX_USE_CXX11_ABI as the shim was compiled: 1 for libstdc++'s C++11
+ * ABI, 0 for the old one. It must match libtorch's. */
+int fer_cxx11_abi(void);
+/* The CUDA runtime and cuDNN versions libtorch was built with, as CUDA and
+ * cuDNN encode them (12040 is CUDA 12.4; 90000 is cuDNN 9.0.0, 8906 cuDNN
+ * 8.9.6); 0 when libtorch has no CUDA, or no cuDNN. */
+int64_t fer_cuda_runtime_version(void);
+int64_t fer_cudnn_version(void);
+
+/* Results of fer_cuda_driver_probe. */
+enum {
+  FER_DRIVER_OK = 0,        /* the driver works and sees at least one GPU */
+  FER_DRIVER_MISSING = 1,   /* libcuda.so.1 cannot be loaded */
+  FER_DRIVER_ERROR = 2,     /* libcuda.so.1 loads but cannot start (cuInit fails) */
+  FER_DRIVER_NO_DEVICE = 3  /* the driver starts but sees no GPU */
+};
+/* Asks the NVIDIA driver library itself (libcuda.so.1, opened with dlopen)
+ * whether it is there, starts and sees a GPU, independently of libtorch and of
+ * how the shim was built. *driver_version receives cuDriverGetVersion's value
+ * (12040: the driver supports CUDA 12.4) or 0, *device_count the number of
+ * GPUs the driver sees, *detail the loader's or the driver's words (free with
+ * fer_free_string) or NULL. Returns a FER_DRIVER_* code. */
+int fer_cuda_driver_probe(int* driver_version, int* device_count, char** detail);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,8 @@
 # `make build` on another machine) and only the shim is rebuilt here, against
 # the libtorch inside the wheel (make shim LIBTORCH=<torch folder>). Then it
 # runs, each under a timeout, going on past any failure:
+#   - the shim links libtorch_cuda and libc10_cuda and exports the whole C API
+#     (scripts/lib/cuda-shim-check.sh, as in CI's make test-cuda-build)
 #   - fer version; VGG16 logits on the CPU vs CUDA at 224 (fp32, without and
 #     with channels-last): the max abs diff
 #   - fer benchmark: training images/s at 224x224, batch 64, for fp32, bf16
@@ -341,6 +343,11 @@ else
 fi
 export GC_BUILD_MODE
 { echo "----- shim"; readelf -d "$SHIM" 2>&1 | grep -E 'NEEDED|RPATH|RUNPATH' || true; } >>"$LOG"
+# A CUDA shim must link libtorch_cuda and libc10_cuda (NEEDED entries) and
+# export the whole C API: what make test-cuda-build checks in CI.
+if [ "$MODE" = gpu ] && [ -f "$SHIM" ]; then
+  run_step cuda-link 30 bash "$ROOT/scripts/lib/cuda-shim-check.sh" "$SHIM" || true
+fi
 
 # ---- fer: version and CPU-vs-device parity -----------------------------------
 FER=${FER:-$ROOT/build/fer}
@@ -360,7 +367,9 @@ if run_step fer-version 60 env LD_LIBRARY_PATH="$LDPATH" "$FER" version; then
     if ! grep -q 'built with CUDA: true' "$WORK/fer-version.out"; then
       fail_check fer-cuda "the shim is not built with CUDA (see build-shim in the log)"
     elif grep -q 'CUDA devices: none' "$WORK/fer-version.out"; then
-      fail_check fer-cuda "libtorch sees no CUDA device (driver too old for this CUDA build?)"
+      # fer says why: no driver library, a driver that cannot start, no GPU
+      # visible, or a driver too old for libtorch's CUDA.
+      fail_check fer-cuda "libtorch sees no CUDA device: $(sed -n 's/^CUDA devices: none (\(.*\))$/\1/p' "$WORK/fer-version.out")"
     fi
   fi
 fi

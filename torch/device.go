@@ -45,7 +45,7 @@ func (d Device) String() string {
 
 // ParseDevice reads "cpu", "cuda", "cuda:N" or "auto" (CUDA device 0 when
 // one is available, else the CPU). Asking for CUDA where there is none is an
-// error that says why.
+// error that says why (see CUDAUnavailableReason) and what to install.
 func ParseDevice(s string) (Device, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	switch {
@@ -65,12 +65,12 @@ func ParseDevice(s string) (Device, error) {
 			}
 			index = n
 		}
-		if !BuiltWithCUDA() {
-			return Device{}, fmt.Errorf("device %q requested, but libfertorch was built against a CPU-only libtorch %s: rebuild the shim with LIBTORCH pointing to a CUDA libtorch (see README), or use --device cpu", s, Version())
+		count := 0
+		if BuiltWithCUDA() {
+			count = CUDADeviceCount()
 		}
-		count := CUDADeviceCount()
 		if count == 0 {
-			return Device{}, fmt.Errorf("device %q requested, but no CUDA device is visible (check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES), or use --device cpu", s)
+			return Device{}, fmt.Errorf("device %q requested, but %s, or use --device cpu", s, CUDAUnavailableReason())
 		}
 		if index >= count {
 			return Device{}, fmt.Errorf("device %q requested, but only %d CUDA device(s) are visible", s, count)

@@ -185,7 +185,7 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 			return fmt.Errorf("%w (run `fer prepare` first?)", err)
 		}
 	}
-	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, dev, c.Train.Precision, torch.Version(), threads)
+	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, dev, c.Train.Precision, torch.BuildInfo(), threads)
 	// The data is opened and checked (a resumed run's against its record)
 	// before anything is written.
 	if err := r.loadData(ctx); err != nil {

@@ -230,7 +230,8 @@ func TestGPUCheckRecordsFailures(t *testing.T) {
 }
 
 // TestScriptsShellcheck runs shellcheck on every shell script of the
-// repository (scripts/*.sh and .ci/run) when it is installed.
+// repository (scripts/*.sh, scripts/lib/*.sh and .ci/run) when it is
+// installed, following the files they source.
 func TestScriptsShellcheck(t *testing.T) {
 	sc, err := exec.LookPath("shellcheck")
 	if err != nil {
@@ -240,8 +241,13 @@ func TestScriptsShellcheck(t *testing.T) {
 	if err != nil || len(scripts) < 7 {
 		t.Fatalf("found %d scripts in scripts/ (%v), want at least 7", len(scripts), err)
 	}
-	for _, script := range append(scripts, filepath.Join(repoRoot, ".ci", "run")) {
-		if out, err := exec.Command(sc, script).CombinedOutput(); err != nil {
+	lib, err := filepath.Glob(filepath.Join(repoRoot, "scripts", "lib", "*.sh"))
+	if err != nil || len(lib) < 3 {
+		t.Fatalf("found %d scripts in scripts/lib (%v), want at least 3", len(lib), err)
+	}
+	scripts = append(append(scripts, lib...), filepath.Join(repoRoot, ".ci", "run"))
+	for _, script := range scripts {
+		if out, err := exec.Command(sc, "-x", script).CombinedOutput(); err != nil {
 			t.Errorf("shellcheck %s: %v\n%s", script, err, out)
 		}
 	}

@@ -12,12 +12,12 @@ func runVersion(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "libtorch %s (built with CUDA: %v)\n", torch.Version(), torch.BuiltWithCUDA())
+	fmt.Fprintf(stdout, "libtorch %s\n", torch.BuildInfo())
 	fmt.Fprintf(stdout, "CPU threads: %d\n", torch.NumThreads())
 	if torch.CUDAIsAvailable() {
 		fmt.Fprintf(stdout, "CUDA devices: %d (cuDNN: %v)\n", torch.CUDADeviceCount(), torch.CuDNNIsAvailable())
 	} else {
-		fmt.Fprintln(stdout, "CUDA devices: none")
+		fmt.Fprintf(stdout, "CUDA devices: none (%s)\n", torch.CUDAUnavailableReason())
 	}
 	return nil
 }
