@@ -110,11 +110,7 @@ test-cuda-build:
 
 FUZZTIME ?= 5s
 fuzz:
-	@for target in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' data vision train torch 2>/dev/null | sed 's/^func //' | sort -u); do \
-	  pkg=$$(grep -rlE "^func $$target\b" --include='*_test.go' data vision train torch | head -1 | xargs dirname); \
-	  echo "fuzz $$target in ./$$pkg for $(FUZZTIME)"; \
-	  $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
-	done
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 bench: bench-ops bench-data bench-weights bench-train bench-serve
 
