@@ -116,14 +116,11 @@ func TestPretrainedLoadsAllButTheNewHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Free()
-	var file tensorfile.File
-	for _, p := range src.StateTensors() {
-		e, err := torch.ToEntry(p.Name, p.Tensor)
-		if err != nil {
-			t.Fatal(err)
-		}
-		file.Entries = append(file.Entries, e)
+	entries, err := torch.ToEntries(src.StateTensors())
+	if err != nil {
+		t.Fatal(err)
 	}
+	file := tensorfile.File{Entries: entries}
 	cases := []struct {
 		arch    vision.Arch
 		head    vision.Head
