@@ -183,9 +183,9 @@ type BackboneConfig struct {
 	Head Head
 	// Hidden is the transfer head's hidden width (1024 by default).
 	Hidden int
-	// Dropout is the transfer and gap heads' dropout probability (0.5 by
-	// default, as VGG16Config); torchvision's heads keep torchvision's
-	// (VGG's torchvision head takes it too).
+	// Dropout is the transfer and gap heads' dropout probability; 0 means
+	// none (the seed's is 0.5). Torchvision's heads keep torchvision's (VGG's
+	// torchvision head takes it too).
 	Dropout float64
 }
 
@@ -201,9 +201,6 @@ func (c BackboneConfig) withDefaults() BackboneConfig {
 	}
 	if c.Hidden == 0 {
 		c.Hidden = 1024
-	}
-	if c.Dropout == 0 {
-		c.Dropout = 0.5
 	}
 	return c
 }

@@ -44,7 +44,8 @@ type VGG16Config struct {
 	Head Head
 	// Hidden is the transfer head's hidden width (1024 by default).
 	Hidden int
-	// Dropout is the heads' dropout probability (0.5 by default).
+	// Dropout is the heads' dropout probability; 0 means none (the seed's
+	// is 0.5).
 	Dropout float64
 	// BatchNorm builds torchvision's vgg16_bn: a BatchNorm2d after every
 	// convolution (features.1, .4, ...), which trains from scratch far more
@@ -69,9 +70,6 @@ func (c VGG16Config) withDefaults() VGG16Config {
 	}
 	if c.Hidden == 0 {
 		c.Hidden = 1024
-	}
-	if c.Dropout == 0 {
-		c.Dropout = 0.5
 	}
 	return c
 }

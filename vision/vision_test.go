@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/nn"
 	"github.com/fertorch/fertorch/vision"
 )
 
@@ -128,5 +129,31 @@ func TestHeadsAndSizes(t *testing.T) {
 	}
 	if n, err := vision.ParseTrainableBaseLayers("all"); err != nil || n != 19 {
 		t.Errorf("all = %d, %v", n, err)
+	}
+}
+
+// TestDropoutZeroIsHonoured: a dropout of 0 builds heads without dropout
+// (it used to become the default 0.5), and 0.3 stays 0.3.
+func TestDropoutZeroIsHonoured(t *testing.T) {
+	for _, p := range []float64{0, 0.3} {
+		for _, head := range []vision.Head{vision.HeadTransfer, vision.HeadGAP, vision.HeadTorchvision} {
+			m, err := vision.NewVGG16(vision.VGG16Config{InputSize: 32, NumClasses: 3, Head: head, Hidden: 8, Dropout: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := 0
+			for _, c := range m.Classifier.Children {
+				if d, ok := c.(*nn.Dropout); ok {
+					found++
+					if d.P != p {
+						t.Errorf("%s head with dropout %g has a Dropout(p=%g)", head, p, d.P)
+					}
+				}
+			}
+			if found == 0 {
+				t.Errorf("%s head has no Dropout layer", head)
+			}
+			m.Free()
+		}
 	}
 }
