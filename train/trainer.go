@@ -123,8 +123,13 @@ func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if err := r.cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config:\n%w", err)
 	}
+	// A device that cannot be used is said before anything is read or
+	// written.
+	var err error
+	if r.dev, err = r.cfg.Train.Device.Resolve(); err != nil {
+		return nil, err
+	}
 	if resume == nil {
-		var err error
 		if r.pretrained, err = readPretrained(&r.cfg.Model, r.warn); err != nil {
 			return nil, err
 		}
@@ -167,11 +172,7 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	if err := torch.SetNumThreads(threads); err != nil {
 		return err
 	}
-	dev, err := c.Train.Device.Resolve()
-	if err != nil {
-		return err
-	}
-	r.dev = dev
+	dev := r.dev
 	if c.Train.Precision == FP16 && !dev.IsCUDA() {
 		return fmt.Errorf("precision fp16 needs a CUDA device (the CPU supports bf16)")
 	}

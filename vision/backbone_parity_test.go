@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fertorch/fertorch/internal/pyref"
@@ -30,6 +31,11 @@ type backboneCase struct {
 	imageSize int
 	// heavy cases are skipped with -short.
 	heavy bool
+	// oneDNNCrash marks a case whose training step dies with SIGFPE inside
+	// oneDNN 3.6's convolution backward, in PyTorch and in fertorch alike,
+	// with Debian's libtorch 2.6 on some virtual CPUs (integer division by
+	// zero while it sizes its blocks): skipped on libtorch 2.x.
+	oneDNNCrash bool
 }
 
 // Tolerances of the backbone tests: eval-mode logits and features (max
@@ -74,6 +80,9 @@ func maxAbs(a, b []float32) float64 {
 func checkBackbone(t *testing.T, c backboneCase) {
 	if c.heavy && testing.Short() {
 		t.Skipf("skipping %s in -short mode", c.arch)
+	}
+	if c.oneDNNCrash && !strings.HasPrefix(torch.Version(), "1.") {
+		t.Skipf("skipping %s on libtorch %s: its training step dies with SIGFPE in oneDNN's convolution backward on this kind of CPU, in PyTorch too", c.arch, torch.Version())
 	}
 	py := pyref.Require(t, "torch", "torchvision", "numpy")
 	dir := t.TempDir()
@@ -331,7 +340,7 @@ func checkBackbone(t *testing.T, c backboneCase) {
 func TestResNetParity(t *testing.T) {
 	for _, c := range []backboneCase{
 		{arch: vision.ArchResNet18, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "fc"},
-		{arch: vision.ArchResNet50, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "fc", heavy: true},
+		{arch: vision.ArchResNet50, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "fc", heavy: true, oneDNNCrash: true},
 	} {
 		t.Run(string(c.arch), func(t *testing.T) { checkBackbone(t, c) })
 	}
