@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -94,10 +95,20 @@ func TestBadInputCatalogue(t *testing.T) {
 		"{ckpt}": filepath.Join(run, "best.safetensors"), "{last}": filepath.Join(run, "last.safetensors"),
 	}
 	root := os.Geteuid() == 0
+	var privateMounts error
+	if root {
+		// Inside a chroot, for one, the root is no mount point to make private.
+		if out, err := exec.Command("unshare", "-m", "--propagation", "private", "true").CombinedOutput(); err != nil {
+			privateMounts = fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		}
+	}
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("%02d-%s", i+1, strings.ReplaceAll(c.Name, " ", "_")), func(t *testing.T) {
 			if c.Disk > 0 && !root {
 				t.Skip("needs root to mount a small tmpfs")
+			}
+			if c.Disk > 0 && privateMounts != nil {
+				t.Skipf("cannot mount a small tmpfs in a private mount namespace here: %v", privateMounts)
 			}
 			tmp := t.TempDir()
 			expand := func(s string) string {
@@ -107,8 +118,18 @@ func TestBadInputCatalogue(t *testing.T) {
 				}
 				return s
 			}
-			for name, spec := range c.Files {
-				if err := makeFixture(filepath.Join(tmp, name), expand(spec)); err != nil {
+			// Files made from other files (head, flip, copy) come last.
+			names := make([]string, 0, len(c.Files))
+			for name := range c.Files {
+				names = append(names, name)
+			}
+			derived := func(name string) bool {
+				kind, _, _ := strings.Cut(c.Files[name], ":")
+				return kind == "head" || kind == "flip" || kind == "copy"
+			}
+			sort.SliceStable(names, func(i, j int) bool { return !derived(names[i]) && derived(names[j]) })
+			for _, name := range names {
+				if err := makeFixture(filepath.Join(tmp, name), expand(c.Files[name])); err != nil {
 					t.Fatalf("fixture %s: %v", name, err)
 				}
 			}

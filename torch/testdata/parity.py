@@ -61,6 +61,31 @@ def op_table():
     }
 
 
+def onednn_disagrees(op, inputs, args, w):
+    """On libtorch 2.x, recomputes the gradients without oneDNN (the native
+    kernels) and says how far oneDNN's are from them when they disagree:
+    Debian's oneDNN 3.6 gets convolution backward wrong on some virtual CPUs,
+    and then it is no reference. Returns "" when they agree."""
+    if int(torch.__version__.split(".")[0]) < 2 or not torch.backends.mkldnn.is_available():
+        return ""
+    leaves = {k: v.detach().clone().requires_grad_(v.requires_grad) for k, v in inputs.items()}
+    torch.backends.mkldnn.enabled = False
+    try:
+        out = op(leaves, args)
+        first = (list(out) if isinstance(out, (tuple, list)) else [out])[0]
+        (first * w).sum().backward()
+    finally:
+        torch.backends.mkldnn.enabled = True
+    for name, t in inputs.items():
+        if t.grad is None or leaves[name].grad is None:
+            continue
+        diff = float((t.grad - leaves[name].grad).abs().max())
+        scale = float(leaves[name].grad.abs().max()) or 1.0
+        if diff > 1e-4 * scale:
+            return "PyTorch %s's oneDNN gradient of %s is %.3g away from its native kernels' (largest %.3g)" % (torch.__version__, name, diff, scale)
+    return ""
+
+
 def main(d):
     torch.set_num_threads(1)
     ops = op_table()
@@ -91,6 +116,9 @@ def main(d):
                     fn = "%s.grad.%s.bin" % (case["name"], name)
                     t.grad.contiguous().numpy().tofile(os.path.join(d, fn))
                     res["grads"][name] = fn
+            why = onednn_disagrees(ops[case["op"]], inputs, case.get("args", {}), w)
+            if why:
+                res["unreliable"] = why
         results[case["name"]] = res
     json.dump(results, open(os.path.join(d, "results.json"), "w"))
 
