@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -56,6 +57,17 @@ func Upload(ctx context.Context, url string, files []string, opt Options) (*Resu
 	if opt.Browser == "" {
 		opt.Browser = Chromium()
 	}
+	// The browser reads the files itself, from its own working folder:
+	// give it absolute paths.
+	abs := make([]string, len(files))
+	for i, f := range files {
+		p, err := filepath.Abs(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		abs[i] = p
+	}
+	files = abs
 	if opt.Browser == "" {
 		return nil, fmt.Errorf("no Chromium found (on Debian: apt-get install chromium)")
 	}
