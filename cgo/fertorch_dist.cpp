@@ -50,6 +50,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -301,6 +302,22 @@ void broadcast_inplace(fer_dist_group_s& g, const std::vector<at::Tensor>& ts, i
   }
 }
 
+// join_store counts this rank in at the store and waits until every rank
+// has (TCPStore's own wait for workers ends silently at its timeout in
+// libtorch 1.13, and only on the rank that hosts it).
+void join_store(c10d::Store& store, int world_size, Millis timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::string key = "fer/joined";
+  int64_t joined = store.add(key, 1);
+  while (joined < world_size) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw Failure(std::to_string(joined) + " of " + std::to_string(world_size) + " ranks joined", true);
+    }
+    std::this_thread::sleep_for(Millis(10));
+    joined = store.add(key, 0);
+  }
+}
+
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
@@ -463,12 +480,11 @@ char* fer_dist_init(const char* master_addr, int master_port, int rank, int worl
   so.port = static_cast<std::uint16_t>(master_port);
   so.isServer = host_store != 0;
   so.numWorkers = static_cast<std::size_t>(world_size);
-  so.waitWorkers = true;
+  so.waitWorkers = false;
   so.timeout = timeout;
   set_classic_tcpstore_server(so, 0);
   const std::string where = addr + ":" + std::to_string(master_port);
-  auto tcp = staged(host_store ? "hosting the store on port " + std::to_string(master_port) + " and waiting for " +
-                                     std::to_string(world_size - 1) + " other ranks"
+  auto tcp = staged(host_store ? "hosting the store on port " + std::to_string(master_port)
                                : "connecting to the store at " + where,
                     [&] { return c10::make_intrusive<c10d::TCPStore>(addr, so); });
   c10::intrusive_ptr<c10d::Store> store = tcp;
@@ -476,6 +492,7 @@ char* fer_dist_init(const char* master_addr, int master_port, int rank, int worl
     store = c10::make_intrusive<c10d::PrefixStore>(std::string(store_prefix), store);
   }
   g->store = store;
+  staged("waiting at the store " + where + " for every rank", [&] { join_store(*store, world_size, timeout); });
 
   if (device_type == FER_CUDA) {
 #if FER_DIST_NCCL
