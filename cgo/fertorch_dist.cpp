@@ -218,6 +218,15 @@ std::vector<Chunk> make_chunks(const std::vector<at::Tensor>& ts) {
   int64_t pending_bytes = 0;
   auto flush = [&]() {
     if (pending.empty()) return;
+    if (pending.size() == 1 && pending.front().is_contiguous()) {
+      // One contiguous tensor travels in place.
+      Chunk c;
+      c.buf = pending.front();
+      chunks.push_back(std::move(c));
+      pending.clear();
+      pending_bytes = 0;
+      return;
+    }
     std::vector<at::Tensor> flat;
     flat.reserve(pending.size());
     for (const auto& t : pending) flat.push_back(t.reshape({-1}));
@@ -699,8 +708,8 @@ char* fer_dist_reducer_finish(fer_dist_reducer r) {
       }
     }
     st.buckets[b].pending = 0;
+    st.launch_ready();
   }
-  st.launch_ready();
   for (size_t b = 0; b < st.buckets.size(); b++) {
     staged("gradient bucket " + std::to_string(b + 1) + " of " + std::to_string(st.buckets.size()),
            [&] { wait_work(st.buckets[b].work, st.g->timeout); });

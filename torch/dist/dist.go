@@ -11,6 +11,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -147,6 +148,13 @@ func Init(env Env, opts Options) (*Group, error) {
 	if env.MasterPort == 0 && (!host || env.WorldSize > 1) {
 		return nil, fail("no master port (only a job of one rank that hosts its store may pick a free one)")
 	}
+	if !host {
+		// libtorch 2.x's TCPStore client retries a whole connection timeout
+		// several times over; waiting here first keeps Init within timeout.
+		if err := awaitStore(env.MasterAddr, env.MasterPort, timeout); err != nil {
+			return nil, &Error{Op: "init", Rank: env.Rank, Timeout: timeout, TimedOut: true, Msg: err.Error()}
+		}
+	}
 	addr := C.CString(env.MasterAddr)
 	defer C.free(unsafe.Pointer(addr))
 	prefix := C.CString(storePrefix(env.RestartCount))
@@ -166,6 +174,28 @@ func Init(env Env, opts Options) (*Group, error) {
 	g := &Group{h: h, rank: env.Rank, size: env.WorldSize, timeout: timeout, device: opts.Device}
 	runtime.SetFinalizer(g, (*Group).Close)
 	return g, nil
+}
+
+// awaitStore waits until something accepts TCP connections at host:port,
+// for at most timeout.
+func awaitStore(host string, port int, timeout time.Duration) error {
+	where := net.JoinHostPort(host, strconv.Itoa(port))
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			left = time.Millisecond
+		}
+		c, err := net.DialTimeout("tcp", where, left)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Until(deadline) <= 0 {
+			return fmt.Errorf("connecting to the store at %s: nothing accepted a connection (%v)", where, err)
+		}
+		time.Sleep(min(100*time.Millisecond, time.Until(deadline)))
+	}
 }
 
 // Rank is this process's rank.
