@@ -272,3 +272,23 @@ func agentWorker(t *testing.T, _ string, env dist.Env) {
 	}
 	report("sum", values(t, x))
 }
+
+// TestAvailable: a shim built without c10d says so, the same way, from every
+// entry point; one built with it runs a job of one rank.
+func TestAvailable(t *testing.T) {
+	err := dist.Available()
+	if err == nil {
+		return // the other tests exercise it
+	}
+	const prefix = "dist: this libtorch was built without distributed support (c10d/Gloo): "
+	if !strings.HasPrefix(err.Error(), prefix) || len(err.Error()) == len(prefix) {
+		t.Fatalf("Available() = %q, want %q and the reason", err, prefix)
+	}
+	t.Logf("unavailable: %v", err)
+	if _, ierr := dist.Init(dist.Env{WorldSize: 1, MasterAddr: "127.0.0.1"}, dist.Options{}); ierr == nil || ierr.Error() != err.Error() {
+		t.Errorf("Init: %v, want %v", ierr, err)
+	}
+	if _, serr := dist.ServeStore("127.0.0.1", 0, 1, time.Second); serr == nil || serr.Error() != err.Error() {
+		t.Errorf("ServeStore: %v, want %v", serr, err)
+	}
+}
