@@ -210,9 +210,9 @@ func (g *Group) Timeout() time.Duration { return g.timeout }
 // Device is where the group's tensors live.
 func (g *Group) Device() torch.Device { return g.device }
 
-// Close leaves the job: it waits for the group's pending work (at most its
-// timeout) and releases the process group and the store (rank 0's store
-// stops serving). Closing twice is a no-op.
+// Close leaves the job: the process group and the store (rank 0's stops
+// serving) are released after their pending work, once no Reducer or
+// AllReduceSumGrad graph still uses them. Closing twice is a no-op.
 func (g *Group) Close() error {
 	if g == nil || g.h == nil {
 		return nil
@@ -305,8 +305,8 @@ func (g *Group) AllGather(t *torch.Tensor) ([]*torch.Tensor, error) {
 // AllReduceSumGrad is the sum over ranks of t, differentiable: its backward
 // sums the incoming gradient over ranks, so every rank's t gets the
 // gradient of the sum of every rank's loss. It is the building block of
-// synchronized BatchNorm. Every rank must run the backward too, and the
-// group must outlive it. The result joins t's scope.
+// synchronized BatchNorm. Every rank must run the backward too (the graph
+// keeps the process group alive until then). The result joins t's scope.
 func (g *Group) AllReduceSumGrad(t *torch.Tensor) (*torch.Tensor, error) {
 	hs, err := g.handles("all_reduce_grad", []*torch.Tensor{t})
 	if err != nil {
