@@ -122,7 +122,9 @@ type Group struct {
 // Init joins the job env describes: a TCPStore at MasterAddr:MasterPort
 // (hosted by rank 0 unless UseAgentStore), a PrefixStore per restart attempt,
 // then a ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA). It returns when
-// every rank has joined, or fails after opts.Timeout.
+// every rank has joined, or fails after opts.Timeout. A rank that connects to
+// the store first waits, within the timeout, for its port to accept
+// connections, so ranks may start in any order.
 func Init(env Env, opts Options) (*Group, error) {
 	if err := Available(); err != nil {
 		return nil, err
