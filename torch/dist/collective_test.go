@@ -141,6 +141,25 @@ func collectivesWorker(t *testing.T, _ string, env dist.Env) {
 		expect(t, fmt.Sprintf("all_gather[%d]", i), values(t, p), []float32{fi, fi * fi})
 	}
 
+	// Results join the input's scope.
+	scope := torch.NewScope()
+	in, err := scope.Own(torch.FromFloat32s([]float32{r}, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoped, err := g.AllGather(in)
+	if err != nil {
+		t.Fatalf("AllGather: %v", err)
+	}
+	summed, err := g.AllReduceSumGrad(in)
+	if err != nil {
+		t.Fatalf("AllReduceSumGrad: %v", err)
+	}
+	scope.Close()
+	if !scoped[0].Released() || !summed.Released() {
+		t.Error("results outlive their input's scope")
+	}
+
 	if err := g.Barrier(); err != nil {
 		t.Fatalf("Barrier: %v", err)
 	}
