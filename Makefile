@@ -52,8 +52,10 @@ SHIM_FLAGS := -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -D$(TORCH_ABI
 # nccl.h and the CUDA runtime headers.
 DIST_C10D := $(TORCH_INCROOT)/torch/csrc/distributed/c10d/ProcessGroupGloo.hpp
 DIST_GLOO := $(firstword $(wildcard $(TORCH_INCROOT)/gloo/config.h /usr/include/gloo/config.h))
-DIST_NCCL_H := $(firstword $(wildcard $(TORCH_INCROOT)/nccl.h /usr/include/nccl.h /usr/local/cuda/include/nccl.h))
-DIST_CUDA_H := $(firstword $(wildcard /usr/include/cuda_runtime_api.h /usr/local/cuda/include/cuda_runtime_api.h))
+# A PyTorch wheel's torch/ folder has them beside it, in the nvidia-* wheels
+# (site-packages/nvidia/nccl/include, nvidia/cuda_runtime/include).
+DIST_NCCL_H := $(firstword $(wildcard $(TORCH_INCROOT)/nccl.h $(if $(LIBTORCH),$(LIBTORCH)/../nvidia/nccl/include/nccl.h) /usr/include/nccl.h /usr/local/cuda/include/nccl.h))
+DIST_CUDA_H := $(firstword $(wildcard $(if $(LIBTORCH),$(LIBTORCH)/../nvidia/cuda_runtime/include/cuda_runtime_api.h) /usr/include/cuda_runtime_api.h /usr/local/cuda/include/cuda_runtime_api.h))
 ifeq ($(wildcard $(DIST_C10D)),)
   DIST_FLAGS := -DFER_WITH_DIST=0 -DFER_DIST_MISSING='"$(DIST_C10D) not found"'
 else ifeq ($(DIST_GLOO),)
