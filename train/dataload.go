@@ -30,9 +30,10 @@ func (r *run) openSplit(part string) (*data.Dataset, data.Fingerprint, error) {
 // decodeSplit decodes one opened part of the layout at the input size.
 func (r *run) decodeSplit(ctx context.Context, part string, ds *data.Dataset) (*data.Dataset, error) {
 	dir := filepath.Join(r.cfg.Data.Dir, part)
-	opt := data.DecodeOptions{Height: r.cfg.Model.InputSize, Width: r.cfg.Model.InputSize, Resize: r.cfg.Model.Resize, Workers: r.cfg.Data.Workers}
+	opt := data.DecodeOptions{Height: r.cfg.Model.InputSize, Width: r.cfg.Model.InputSize, Resize: r.cfg.Model.Resize, Workers: r.workers()}
 	if r.cfg.Data.Cache != "" {
-		opt.CacheFile = r.cfg.Data.Cache + "." + part
+		// Rank 0 alone writes the cache the ranks share.
+		opt.CacheFile, opt.KeepCache = r.cfg.Data.Cache+"."+part, !r.writes()
 	}
 	bar := newBar(r.log, r.opts.ProgressBar, ds.Len(), "decoding "+part)
 	opt.Progress = func(done, total int) { bar.Set(done) }
@@ -84,16 +85,17 @@ func (r *run) loadData(ctx context.Context) error {
 		aug = &c.Augment.AugmentConfig
 	}
 	r.train, err = data.NewLoader(trainDS, data.LoaderConfig{
-		BatchSize: c.Train.BatchSize, Workers: c.Data.Workers, Prefetch: c.Data.Prefetch,
+		BatchSize: c.Train.BatchSize, Workers: r.workers(), Prefetch: c.Data.Prefetch,
 		Shuffle: true, DropLast: c.Train.DropLast, Seed: c.Train.Seed,
 		Oversample: c.Train.Oversample, WeightCap: c.Train.ClassWeightCap,
-		Augment: aug, Normalize: norm,
+		Augment: aug, Normalize: norm, Shard: r.shard(false),
 	})
 	if err != nil {
 		return err
 	}
 	r.valid, err = data.NewLoader(validDS, data.LoaderConfig{
-		BatchSize: c.Train.BatchSize, Workers: c.Data.Workers, Prefetch: c.Data.Prefetch, Normalize: norm,
+		BatchSize: c.Train.BatchSize, Workers: r.workers(), Prefetch: c.Data.Prefetch, Normalize: norm,
+		Shard: r.shard(true),
 	})
 	if err != nil {
 		return err

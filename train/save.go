@@ -10,8 +10,11 @@ import (
 	"github.com/fertorch/fertorch/train/plot"
 )
 
-// saveLast writes the resumable checkpoint.
+// saveLast writes the resumable checkpoint (rank 0).
 func (r *run) saveLast() error {
+	if !r.writes() {
+		return nil
+	}
 	st, err := r.opt.State()
 	if err != nil {
 		return err
@@ -28,6 +31,9 @@ func (r *run) saveLast() error {
 // saveEpoch writes the epoch's files: weights (per epoch, best), the
 // resumable checkpoint, history and plots.
 func (r *run) saveEpoch(epoch int, row plot.Epoch, report *metrics.Report, improved bool) error {
+	if !r.writes() {
+		return nil
+	}
 	out := r.cfg.Output
 	weights := r.state
 	weights.Kind = checkpoint.KindWeights

@@ -7,11 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/fertorch/fertorch/checkpoint"
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/dist"
 	"github.com/fertorch/fertorch/torch/optim"
 	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/train/metrics"
@@ -38,6 +38,16 @@ type Options struct {
 	// checkpoints: the files Train writes there are removed first. Without
 	// it Train refuses such a folder with ErrRunExists.
 	Overwrite bool
+	// Dist is the process group of a data-parallel run, one process per
+	// rank (nil: one process). Every rank calls Train with the same config;
+	// Config.Train.BatchSize is the global batch. Rank 0 alone logs and
+	// writes the run folder; the other ranks return only their errors.
+	Dist *dist.Group
+	// LocalRank and LocalWorldSize place a rank of Dist on its machine
+	// (dist.Env's): a CUDA run trains on cuda:LocalRank (see RankDevice),
+	// and threads and workers set to 0 take the machine's cores divided by
+	// LocalWorldSize.
+	LocalRank, LocalWorldSize int
 }
 
 // ErrRunExists is wrapped by the error of a new run whose folder already
@@ -98,47 +108,69 @@ type run struct {
 	classWeights []float64
 	baseLRs      []float64
 	state        State
+
+	// group is Options.Dist; reducer sums its gradients, and stopping is
+	// set once the ranks learnt that one of them was interrupted.
+	group    *dist.Group
+	reducer  *dist.Reducer
+	stopping bool
 }
 
 // Train runs (or resumes) training as configured and returns its history.
 // Cancelling ctx stops it between steps; the last checkpoint stays usable.
+// With Options.Dist it is one rank of a data-parallel run.
 func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
-	r := &run{cfg: cfg, opts: opts, log: opts.Log, warn: opts.Warnings}
+	opts = rankOptions(opts)
+	r := &run{cfg: cfg, opts: opts, log: opts.Log, warn: opts.Warnings, group: opts.Dist}
 	if r.log == nil {
 		r.log = io.Discard
 	}
 	if r.warn == nil {
 		r.warn = r.log
 	}
+	defer r.free()
+	// The ranks learn that all are ready before their first collective.
+	if err := r.agree(r.start(ctx, cfg)); err != nil {
+		return nil, err
+	}
+	if err := r.joinRanks(); err != nil {
+		return nil, err
+	}
+	return r.loop(ctx)
+}
+
+// start checks the settings, opens the run (resuming its checkpoint), and
+// sets it up, without collectives.
+func (r *run) start(ctx context.Context, given Config) error {
 	var resume *LoadedCheckpoint
-	if opts.Resume != "" {
+	if r.opts.Resume != "" {
 		var err error
-		if resume, err = r.openResume(cfg); err != nil {
-			return nil, err
+		if resume, err = r.openResume(given); err != nil {
+			return err
 		}
 	}
 	if err := r.cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid config:\n%w", err)
+		return fmt.Errorf("invalid config:\n%w", err)
+	}
+	if err := r.checkRanks(); err != nil {
+		return err
 	}
 	// A device that cannot be used is said before anything is read or
 	// written.
 	var err error
-	if r.dev, err = r.cfg.Train.Device.Resolve(); err != nil {
-		return nil, err
+	if r.dev, err = r.device(); err != nil {
+		return err
 	}
-	if resume == nil {
+	// Ranks other than 0 take rank 0's weights and write nothing.
+	if resume == nil && r.writes() {
 		if r.pretrained, err = readPretrained(&r.cfg.Model, r.warn); err != nil {
-			return nil, err
+			return err
 		}
-		if err := claimRunFolder(r.cfg.Output, opts.Overwrite); err != nil {
-			return nil, err
+		if err := claimRunFolder(r.cfg.Output, r.opts.Overwrite); err != nil {
+			return err
 		}
 	}
-	defer r.free()
-	if err := r.setup(ctx, resume); err != nil {
-		return nil, err
-	}
-	return r.loop(ctx)
+	return r.setup(ctx, resume)
 }
 
 func (r *run) printf(format string, args ...any) { fmt.Fprintf(r.log, format, args...) }
@@ -155,6 +187,9 @@ func (r *run) free() {
 	if r.model != nil {
 		r.model.Free()
 	}
+	if r.reducer != nil {
+		r.reducer.Free()
+	}
 	r.weights.Free()
 }
 
@@ -164,7 +199,7 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	c := r.cfg
 	threads := c.Train.Threads
 	if threads == 0 {
-		threads = runtime.NumCPU()
+		threads = r.localCores()
 	}
 	if err := torch.SetNumThreads(threads); err != nil {
 		return err
@@ -189,19 +224,12 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 	if err := r.loadData(ctx); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.Output, 0o755); err != nil {
-		return fmt.Errorf("output folder: %w", err)
+	if r.writes() {
+		if err := r.prepareFolder(); err != nil {
+			return err
+		}
 	}
-	if err := r.removeStaleTemporaries(); err != nil {
-		return err
-	}
-	if err := r.reportSkipped(); err != nil {
-		return err
-	}
-	if err := c.Save(filepath.Join(c.Output, EffectiveConfig)); err != nil {
-		return err
-	}
-	r.state = State{Kind: checkpoint.KindFull, Config: c, Schedule: newScheduleState(), Classes: r.classes, ClassWeights: r.classWeights, Data: r.pinned}
+	r.state = State{Kind: checkpoint.KindFull, Config: c, Schedule: newScheduleState(), Classes: r.classes, ClassWeights: r.classWeights, Data: r.pinned, Ranks: r.ranks()}
 	if err := r.buildModel(resume); err != nil {
 		return err
 	}

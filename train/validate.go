@@ -18,6 +18,8 @@ type Evaluation struct {
 	Probs  [][]float32
 	Labels []int
 	Loss   float64 // mean unweighted cross-entropy
+	// lossSum is Loss times the number of samples.
+	lossSum float64
 }
 
 // evaluate runs the model over every batch of a loader without autograd.
@@ -89,6 +91,7 @@ func evaluate(ctx context.Context, s *Stepper, staging *Staging, loader *data.Lo
 	if len(ev.Labels) > 0 {
 		ev.Loss = lossSum / float64(len(ev.Labels))
 	}
+	ev.lossSum = lossSum
 	return ev, nil
 }
 
@@ -99,7 +102,10 @@ func nllSum(logp, y *torch.Tensor) (*torch.Tensor, error) {
 	return logp.CrossEntropy(y, torch.CrossEntropyOptions{Reduction: torch.ReductionSum})
 }
 
-// validate computes validation loss and metrics after an epoch.
+// validate computes validation loss and metrics after an epoch. Each rank
+// evaluates its shard of the validation set; the confusion matrix, loss
+// sum and sample count are added up across ranks, so that every rank gets
+// the metrics of the whole set.
 func (r *run) validate(ctx context.Context, epoch int) (plot.Epoch, *metrics.Report, error) {
 	p := r.state.Partial
 	row := plot.Epoch{Epoch: epoch + 1, Seconds: p.Seconds, ValLoss: math.NaN(), ValAcc: math.NaN()}
@@ -109,19 +115,36 @@ func (r *run) validate(ctx context.Context, epoch int) (plot.Epoch, *metrics.Rep
 	}
 	r.model.SetTraining(false)
 	start := time.Now()
-	ev, err := evaluate(ctx, r.stepper, r.staging, r.valid, r.cfg.Train.ChannelsLast, false)
+	ev, err := evaluate(r.loaderContext(ctx), r.stepper, r.staging, r.valid, r.cfg.Train.ChannelsLast, false)
 	if err != nil {
 		return row, nil, fmt.Errorf("validation: %w", err)
 	}
 	pred, err := metrics.Argmax(ev.Probs)
 	if err != nil {
-		return row, nil, err
+		return row, nil, fmt.Errorf("validation: %w", err)
 	}
-	report, err := metrics.Compute(ev.Labels, pred, r.classes)
+	// The confusion matrix row by row, then the loss sum and the count.
+	n := len(r.classes)
+	sums := make([]float64, n*n+2)
+	for i, y := range ev.Labels {
+		sums[y*n+pred[i]]++
+	}
+	sums[n*n], sums[n*n+1] = ev.lossSum, float64(len(ev.Labels))
+	if err := r.sumAcross(sums); err != nil {
+		return row, nil, fmt.Errorf("validation: %w", err)
+	}
+	cm := make([][]int, n)
+	for t := range cm {
+		cm[t] = make([]int, n)
+		for p := range cm[t] {
+			cm[t][p] = int(math.Round(sums[t*n+p]))
+		}
+	}
+	report, err := metrics.FromConfusion(cm, r.classes)
 	if err != nil {
 		return row, nil, err
 	}
-	row.ValLoss, row.ValAcc = ev.Loss, report.Accuracy
+	row.ValLoss, row.ValAcc = sums[n*n]/sums[n*n+1], report.Accuracy
 	row.Seconds += time.Since(start).Seconds()
 	return row, report, nil
 }
