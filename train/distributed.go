@@ -10,6 +10,7 @@ import (
 
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/dist"
 	"github.com/fertorch/fertorch/torch/nn"
 )
 
@@ -27,7 +28,7 @@ import (
 
 // gradientBucketBytes is the size of the flattened gradient buckets the
 // Reducer all-reduces while backward still runs (DDP's default).
-const gradientBucketBytes = 25 << 20
+const gradientBucketBytes = dist.DefaultBucketBytes
 
 // ErrPeerInterrupted is returned by the ranks of a distributed run that
 // stopped because another rank was interrupted (Ctrl-C or SIGTERM); rank 0
@@ -164,7 +165,7 @@ func (r *run) sumStats(ctx context.Context, d *EpochStats) error {
 }
 
 // sumAcross replaces v by its element-wise sum over the ranks (float64,
-// so that counts stay exact).
+// so that counts stay exact), on the group's device.
 func (r *run) sumAcross(v []float64) error {
 	if r.group == nil {
 		return nil
@@ -175,8 +176,8 @@ func (r *run) sumAcross(v []float64) error {
 	if err != nil {
 		return err
 	}
-	if r.dev.IsCUDA() {
-		if t, err = t.ToDevice(r.dev); err != nil {
+	if dev := r.group.Device(); dev.IsCUDA() {
+		if t, err = t.ToDevice(dev); err != nil {
 			return err
 		}
 	}

@@ -17,7 +17,7 @@ import (
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", "train [--config FILE] [flags]", stderr)
 	configPath := fs.StringP("config", "c", "", "YAML config (defaults: the seed tutorial's settings); flags override it")
-	resume := fs.String("resume", "", "continue a run from its folder or last.safetensors")
+	resume := fs.String("resume", "", "continue a run from its folder or last.safetensors (a distributed run continues on any number of ranks, with the same global batches; bit for bit as if uninterrupted on the same number)")
 	overwrite := fs.Bool("overwrite", false, "start a new run in a folder that holds an earlier run's checkpoints (they are deleted)")
 	printConfig := fs.Bool("print-config", false, "print the effective config as YAML and exit")
 	progress := fs.String("progress", "auto", "progress bars: auto (on a terminal), on or off")

@@ -89,11 +89,19 @@ func (b *BatchNorm2d) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 }
 
 // syncForward normalises x [N, C, H, W] with the mean and biased variance
-// of every process's batch: each process sums x, x^2 and its count per
-// channel, one differentiable all-reduce adds them up, and autograd carries
-// the gradient back through the sums to every process's inputs. The
-// running statistics are updated as SyncBatchNorm updates them, with the
-// variance made unbiased by the global count.
+// of every process's batch, computed as the native training-mode kernel
+// computes them, so that a channel's statistics, and the output, match
+// ordinary batch norm of the whole batch: per channel the sum of x and the
+// count (in float64, one differentiable all-reduce) give the mean, rounded
+// to float32; the sum of the float32 (x - mean)^2 (in float64, a second
+// all-reduce) gives the variance and 1/sqrt(var + eps). (One all-reduce of
+// the sums of x and x^2 would do, but E[x^2] - E[x]^2 loses most digits
+// on channels whose mean is large against their spread.) The output is the
+// native kernel's x*alpha + beta, run in evaluation mode with the global
+// statistics; autograd carries the gradient back through both all-reduces
+// to every process's inputs. The running statistics are updated as
+// SyncBatchNorm updates them, with the variance unbiased by the global
+// count.
 func (b *BatchNorm2d) syncForward(x *torch.Tensor) (*torch.Tensor, error) {
 	shape := x.Shape()
 	if len(shape) != 4 || shape[1] != b.Features {
@@ -107,83 +115,116 @@ func (b *BatchNorm2d) syncForward(x *torch.Tensor) (*torch.Tensor, error) {
 		}
 	}
 	c := b.Features
-	s1, err := xf.SumDims(false, 0, 2, 3)
+	// sumsOver is the float64 sums of t per channel, over all ranks.
+	sumsOver := func(t *torch.Tensor, extra *torch.Tensor) (*torch.Tensor, error) {
+		t64, err := t.ToDType(torch.Float64)
+		if err != nil {
+			return nil, err
+		}
+		s, err := t64.SumDims(false, 0, 2, 3)
+		t64.Free()
+		if err != nil {
+			return nil, err
+		}
+		if extra != nil {
+			if s, err = torch.Cat([]*torch.Tensor{s, extra}, 0); err != nil {
+				return nil, err
+			}
+		}
+		return b.Sync.AllReduceSumGrad(s)
+	}
+	count, err := torch.Full([]int64{c}, float64(shape[0]*shape[2]*shape[3]), torch.Options{DType: torch.Float64, Device: x.Device()})
 	if err != nil {
 		return nil, err
 	}
-	sq, err := xf.Square()
-	if err != nil {
-		return nil, err
-	}
-	s2, err := sq.SumDims(false, 0, 2, 3)
-	if err != nil {
-		return nil, err
-	}
-	count, err := torch.Full([]int64{c}, float64(shape[0]*shape[2]*shape[3]), torch.Options{DType: torch.Float32, Device: x.Device()})
-	if err != nil {
-		return nil, err
-	}
-	local, err := torch.Cat([]*torch.Tensor{s1, s2, count}, 0)
+	sums, err := sumsOver(xf, count)
 	count.Free()
 	if err != nil {
 		return nil, err
 	}
-	sums, err := b.Sync.AllReduceSumGrad(local)
+	sum, err := sums.Narrow(0, 0, c)
 	if err != nil {
 		return nil, err
 	}
-	parts := make([]*torch.Tensor, 3)
-	for i := range parts {
-		if parts[i], err = sums.Narrow(0, int64(i)*c, c); err != nil {
-			return nil, err
-		}
-	}
-	n := parts[2]
-	mean, err := parts[0].Div(n)
+	n, err := sums.Narrow(0, c, c)
 	if err != nil {
 		return nil, err
 	}
-	ex2, err := parts[1].Div(n)
+	mean, err := sum.Div(n)
 	if err != nil {
 		return nil, err
 	}
-	m2, err := mean.Square()
+	mean32, err := mean.ToDType(torch.Float32)
 	if err != nil {
 		return nil, err
 	}
-	variance, err := ex2.Sub(m2)
+	mean4, err := mean32.View(1, c, 1, 1)
 	if err != nil {
 		return nil, err
 	}
-	std, err := variance.AddScalar(b.Eps)
+	centred, err := xf.Sub(mean4)
+	if err != nil {
+		return nil, err
+	}
+	sq, err := centred.Square()
+	if err != nil {
+		return nil, err
+	}
+	m2, err := sumsOver(sq, nil)
+	if err != nil {
+		return nil, err
+	}
+	variance, err := m2.Div(n)
+	if err != nil {
+		return nil, err
+	}
+	invstd, err := variance.AddScalar(b.Eps)
 	if err == nil {
-		std, err = std.Sqrt()
+		invstd, err = invstd.Sqrt()
 	}
-	if err != nil {
-		return nil, err
-	}
-	// y = x*scale + shift with scale = weight/std, shift = bias - mean*scale.
-	scale, err := b.Weight.Div(std)
-	if err != nil {
-		return nil, err
-	}
-	ms, err := mean.Mul(scale)
-	if err != nil {
-		return nil, err
-	}
-	shift, err := b.Bias.Sub(ms)
-	if err != nil {
-		return nil, err
-	}
-	if scale, err = scale.View(1, c, 1, 1); err != nil {
-		return nil, err
-	}
-	if shift, err = shift.View(1, c, 1, 1); err != nil {
-		return nil, err
-	}
-	y, err := xf.Mul(scale)
 	if err == nil {
-		y, err = y.Add(shift)
+		invstd, err = invstd.Reciprocal()
+	}
+	if err == nil {
+		invstd, err = invstd.ToDType(torch.Float32)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The kernel computes alpha = invstd*weight and beta = bias -
+	// mean*alpha; with a running variance of 1 and eps 0 its invstd is 1,
+	// so alpha is ours. It does not differentiate through the mean it is
+	// given: the term (mean - mean) * -alpha, zero, carries that gradient.
+	alpha, err := invstd.Mul(b.Weight)
+	if err != nil {
+		return nil, err
+	}
+	fixedMean, err := mean32.Detach()
+	if err != nil {
+		return nil, err
+	}
+	ones, err := torch.Full([]int64{c}, 1, torch.Options{DType: torch.Float32, Device: x.Device()})
+	if err != nil {
+		return nil, err
+	}
+	y, err := xf.BatchNorm(alpha, b.Bias, fixedMean, ones, torch.BatchNormOptions{})
+	ones.Free()
+	if err != nil {
+		return nil, err
+	}
+	zero, err := mean32.Sub(fixedMean)
+	if err != nil {
+		return nil, err
+	}
+	meanPath, err := zero.Mul(alpha)
+	if err == nil {
+		meanPath, err = meanPath.Neg()
+	}
+	if err == nil {
+		meanPath, err = meanPath.View(1, c, 1, 1)
+	}
+	if err == nil {
+		y, err = y.Add(meanPath)
 	}
 	if err != nil {
 		return nil, err
@@ -214,7 +255,7 @@ func (b *BatchNorm2d) updateRunning(mean, variance, n *torch.Tensor) error {
 			return err
 		}
 		for _, u := range []struct{ run, batch *torch.Tensor }{{b.RunningMean, mean}, {b.RunningVar, unbiased}} {
-			v, err := u.batch.Detach()
+			v, err := u.batch.ToDType(u.run.DType())
 			if err != nil {
 				return err
 			}

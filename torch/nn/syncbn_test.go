@@ -15,7 +15,8 @@ type twoRanks struct{}
 
 func (twoRanks) AllReduceSumGrad(t *torch.Tensor) (*torch.Tensor, error) { return t.MulScalar(2) }
 
-func maxAbsDiff(t *testing.T, a, b *torch.Tensor) float64 {
+// relDiff is max |a - b| over max |b|.
+func relDiff(t *testing.T, a, b *torch.Tensor) float64 {
 	t.Helper()
 	x, err := a.Float32s()
 	if err != nil {
@@ -28,11 +29,12 @@ func maxAbsDiff(t *testing.T, a, b *torch.Tensor) float64 {
 	if len(x) != len(y) {
 		t.Fatalf("%d values against %d", len(x), len(y))
 	}
-	d := 0.0
+	d, scale := 0.0, 0.0
 	for i := range x {
 		d = max(d, math.Abs(float64(x[i])-float64(y[i])))
+		scale = max(scale, math.Abs(float64(y[i])))
 	}
-	return d
+	return d / scale
 }
 
 // TestSyncBatchNormMatchesBatchNormOfTheWholeBatch runs synchronized batch
@@ -40,7 +42,9 @@ func maxAbsDiff(t *testing.T, a, b *torch.Tensor) float64 {
 // checks it against ordinary batch norm of the whole batch [x; x]: the same
 // output, the same running statistics (variance unbiased with the global
 // count), the same input gradient, and weight and bias gradients that are
-// half the whole batch's (the other half comes from the other rank).
+// half the whole batch's (the other half comes from the other rank), all
+// within 1e-6 or 1e-5 of their largest value. The channels' mean is large
+// against their spread, where E[x^2] - E[x]^2 would lose most digits.
 func TestSyncBatchNormMatchesBatchNormOfTheWholeBatch(t *testing.T) {
 	if err := torch.ManualSeed(3); err != nil {
 		t.Fatal(err)
@@ -51,8 +55,10 @@ func TestSyncBatchNormMatchesBatchNormOfTheWholeBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, _ = x.MulScalar(3)
-	x, _ = x.AddScalar(1.5)
+	// Channels whose mean is large against their spread, as after a
+	// convolution, are where E[x^2]-E[x]^2 loses digits.
+	x, _ = x.MulScalar(0.05)
+	x, _ = x.AddScalar(20)
 	r, _ := scope.Own(torch.Randn([]int64{4, 3, 5, 5}, torch.Options{}))
 	xx, _ := torch.Cat([]*torch.Tensor{x, x}, 0)
 	rr, _ := torch.Cat([]*torch.Tensor{r, r}, 0)
@@ -101,16 +107,16 @@ func TestSyncBatchNormMatchesBatchNormOfTheWholeBatch(t *testing.T) {
 	check := func(what string, d, tol float64) {
 		t.Helper()
 		if d > tol {
-			t.Errorf("%s: max abs diff %.3g > %g", what, d, tol)
+			t.Errorf("%s: relative difference %.3g > %g", what, d, tol)
 		}
 	}
-	check("output", maxAbsDiff(t, ySync, firstHalf), 1e-5)
-	check("running_mean", maxAbsDiff(t, synced.RunningMean, whole.RunningMean), 1e-6)
-	check("running_var", maxAbsDiff(t, synced.RunningVar, whole.RunningVar), 1e-5)
+	check("output", relDiff(t, ySync, firstHalf), 1e-6)
+	check("running_mean", relDiff(t, synced.RunningMean, whole.RunningMean), 1e-6)
+	check("running_var", relDiff(t, synced.RunningVar, whole.RunningVar), 1e-6)
 	gx, _ := scope.Own(x.Grad())
 	gxx, _ := scope.Own(xx.Grad())
 	gFirst, _ := gxx.Narrow(0, 0, 4)
-	check("input gradient", maxAbsDiff(t, gx, gFirst), 1e-5)
+	check("input gradient", relDiff(t, gx, gFirst), 1e-5)
 	for _, p := range []struct {
 		name string
 		a, b *torch.Tensor
@@ -118,7 +124,7 @@ func TestSyncBatchNormMatchesBatchNormOfTheWholeBatch(t *testing.T) {
 		ga, _ := scope.Own(p.a.Grad())
 		gb, _ := scope.Own(p.b.Grad())
 		twice, _ := ga.MulScalar(2)
-		check(p.name+" gradient x2", maxAbsDiff(t, twice, gb), 1e-4)
+		check(p.name+" gradient x2", relDiff(t, twice, gb), 1e-5)
 	}
 	if n, _ := synced.NumBatchesTracked.Item(); n != 1 {
 		t.Errorf("num_batches_tracked %g, want 1", n)
