@@ -250,11 +250,6 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if r.state.Epoch != epoch {
 			r.state.Epoch, r.state.Step, r.state.Partial = epoch, 0, EpochStats{}
 		}
-		lrs := make([]float64, len(r.baseLRs))
-		for g, base := range r.baseLRs {
-			lrs[g] = lrAt(c.Train, r.state.Schedule, base, epoch)
-			r.opt.SetLR(g, lrs[g])
-		}
 		if err := r.trainEpoch(ctx, epoch); err != nil {
 			return nil, err
 		}
@@ -263,7 +258,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		row.LR = lrs[len(lrs)-1]
+		row.LR = r.opt.LR(r.opt.Groups() - 1)
 		r.state.History = append(r.state.History, row)
 		r.state.Epoch, r.state.Step, r.state.Partial = epoch+1, 0, EpochStats{}
 		r.state.ValAccuracy = row.ValAcc
