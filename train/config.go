@@ -105,13 +105,24 @@ type TrainConfig struct {
 	Oversample     bool    `yaml:"oversample"`
 	LabelSmoothing float64 `yaml:"label_smoothing"`
 	DropLast       bool    `yaml:"drop_last"`
-	// Schedule is none, step, cosine or plateau.
+	// Schedule is none, step, cosine, plateau or one-cycle.
 	Schedule        ScheduleName `yaml:"schedule"`
 	StepEpochs      int          `yaml:"step_epochs"`
 	StepGamma       float64      `yaml:"step_gamma"`
 	PlateauPatience int          `yaml:"plateau_patience"`
 	PlateauFactor   float64      `yaml:"plateau_factor"`
 	MinLR           float64      `yaml:"min_lr"`
+	// WarmupEpochs ramps the rate linearly from 1/W of its value over the
+	// first W = WarmupEpochs x steps-per-epoch steps (none, step, cosine
+	// and plateau schedules; one-cycle has its own warm-up).
+	WarmupEpochs float64 `yaml:"warmup_epochs"`
+	// One-cycle settings (PyTorch OneCycleLR's pct_start, div_factor,
+	// final_div_factor, cycle_momentum and base/max_momentum).
+	OneCyclePctStart       float64    `yaml:"one_cycle_pct_start"`
+	OneCycleDivFactor      float64    `yaml:"one_cycle_div_factor"`
+	OneCycleFinalDivFactor float64    `yaml:"one_cycle_final_div_factor"`
+	OneCycleMomentum       bool       `yaml:"one_cycle_momentum"`
+	OneCycleMomentumRange  [2]float64 `yaml:"one_cycle_momentum_range,flow"`
 	// EarlyStopping stops after this many epochs without improvement of
 	// BestMetric (0: never).
 	EarlyStopping int `yaml:"early_stopping"`
@@ -160,6 +171,8 @@ func DefaultConfig() Config {
 			Epochs: 10, BatchSize: 64, Optimizer: Adam, LR: 1e-3, AdamEps: 1e-7,
 			ClassWeights: true, ClassWeightCap: 3, LossNormalization: KerasLoss,
 			Schedule: ScheduleNone, StepEpochs: 5, StepGamma: 0.1, PlateauPatience: 2, PlateauFactor: 0.1,
+			OneCyclePctStart: 0.3, OneCycleDivFactor: 25, OneCycleFinalDivFactor: 1e4,
+			OneCycleMomentum: true, OneCycleMomentumRange: [2]float64{0.85, 0.95},
 			BestMetric: ValAccuracy, Seed: 42, Device: torch.DeviceAuto, Precision: FP32,
 			EpochCheckpoints: true,
 		},
@@ -256,6 +269,14 @@ func (c Config) Validate() error {
 	check(t.StepEpochs >= 1, "train.step_epochs %d must be at least 1", t.StepEpochs)
 	check(t.StepGamma > 0 && t.StepGamma <= 1, "train.step_gamma %g is outside (0, 1]", t.StepGamma)
 	check(t.PlateauFactor > 0 && t.PlateauFactor < 1, "train.plateau_factor %g is outside (0, 1)", t.PlateauFactor)
+	check(t.WarmupEpochs >= 0, "train.warmup_epochs %g is negative", t.WarmupEpochs)
+	check(t.WarmupEpochs == 0 || t.Schedule != ScheduleOneCycle, "train.warmup_epochs %g: the one-cycle schedule warms up over one_cycle_pct_start of the run instead", t.WarmupEpochs)
+	check(t.OneCyclePctStart > 0 && t.OneCyclePctStart < 1, "train.one_cycle_pct_start %g is outside (0, 1)", t.OneCyclePctStart)
+	check(t.OneCycleDivFactor >= 1, "train.one_cycle_div_factor %g is below 1", t.OneCycleDivFactor)
+	check(t.OneCycleFinalDivFactor >= 1, "train.one_cycle_final_div_factor %g is below 1", t.OneCycleFinalDivFactor)
+	lo, hi := t.OneCycleMomentumRange[0], t.OneCycleMomentumRange[1]
+	check(lo >= 0 && lo <= hi && hi < 1, "train.one_cycle_momentum_range [%g, %g] must satisfy 0 <= base <= max < 1", lo, hi)
+	check(!(t.Schedule == ScheduleOneCycle && t.OneCycleMomentum && t.Optimizer == SGD && t.Momentum == 0), "train.one_cycle_momentum cycles SGD's momentum, but train.momentum is 0: set a momentum or one_cycle_momentum: false")
 	check(t.EarlyStopping >= 0, "train.early_stopping %d is negative", t.EarlyStopping)
 	named("train.best_metric", &t.BestMetric)
 	named("train.precision", &t.Precision)

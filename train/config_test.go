@@ -107,7 +107,7 @@ func TestNamedSettingsParseThemselves(t *testing.T) {
 		{"augment:\n  semantics: new\n", `line 2: unknown augmentation semantics "new" (want legacy or fixed)`},
 		{"augment:\n  zoom_range: [0.9]\n", `line 2: zoom range: want [lo, hi], got 1 numbers`},
 		{"train:\n  optimizer: rmsprop\n", `line 2: unknown optimizer "rmsprop" (want adam, adamw or sgd)`},
-		{"train:\n  schedule: linear\n", `line 2: unknown schedule "linear" (want none, step, cosine or plateau)`},
+		{"train:\n  schedule: linear\n", `line 2: unknown schedule "linear" (want none, step, cosine, plateau or one-cycle)`},
 		{"train:\n  precision: fp8\n", `line 2: unknown precision "fp8" (want fp32, bf16 or fp16)`},
 		{"train:\n  best_metric: val_f1\n", `line 2: unknown metric "val_f1" (want val_accuracy, val_loss, val_balanced_accuracy or val_macro_f1)`},
 		{"train:\n  loss_normalization: mean\n", `line 2: unknown loss normalization "mean" (want keras or pytorch)`},
@@ -141,7 +141,7 @@ func TestNamedSettingsParseThemselves(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `unknown fill mode "mirror" (want constant, nearest, reflect or wrap)`) {
 		t.Errorf("--fill-mode mirror: %v", err)
 	}
-	if usage := fs.FlagUsages(); !strings.Contains(usage, "--schedule schedule") || !strings.Contains(usage, "none, step, cosine or plateau") {
+	if usage := fs.FlagUsages(); !strings.Contains(usage, "--schedule schedule") || !strings.Contains(usage, "none, step, cosine, plateau or one-cycle") {
 		t.Errorf("--help does not list the schedules:\n%s", usage)
 	}
 	if err := fs.Parse([]string{"--zoom-range", "0.2"}); err != nil || c.Augment.ZoomRange != data.ZoomRangeOf(0.2) {

@@ -69,8 +69,9 @@ func (r *run) ranks() int {
 }
 
 // writes is the gate of side effects: only rank 0 (or the one process)
-// writes into the run folder, logs and draws progress.
-func (r *run) writes() bool { return r.rank() == 0 }
+// writes into the run folder, logs and draws progress; lr-find never
+// writes.
+func (r *run) writes() bool { return r.rank() == 0 && !r.noFiles }
 
 // device resolves the training device (RankDevice on several ranks).
 func (r *run) device() (torch.Device, error) {

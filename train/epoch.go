@@ -117,6 +117,7 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 			}
 			return err
 		}
+		r.applyRates(epoch, b.Step, steps)
 		if err := torch.ManualSeed(r.dropoutSeed(epoch, b.Step)); err != nil {
 			b.Release()
 			return err

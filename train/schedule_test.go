@@ -1,8 +1,13 @@
 package train
 
 import (
+	"encoding/json"
+	"path/filepath"
+
 	"math"
 	"testing"
+
+	"github.com/fertorch/fertorch/internal/pyref"
 )
 
 func TestSchedules(t *testing.T) {
@@ -32,5 +37,73 @@ func TestSchedules(t *testing.T) {
 	}
 	if math.Abs(st.Scale-0.01) > 1e-15 || lrAt(cfg, st, 1e-3, 9) != 1e-3*st.Scale {
 		t.Errorf("plateau scale %g", st.Scale)
+	}
+}
+
+// TestOneCycleMatchesPyTorch compares every step's rates and momentum with
+// torch.optim.lr_scheduler.OneCycleLR stepped once per batch, for Adam
+// (beta1) and SGD, two parameter groups, and a run whose warm-up ends
+// between steps.
+func TestOneCycleMatchesPyTorch(t *testing.T) {
+	py := pyref.Require(t, "torch")
+	for _, c := range []struct {
+		opt           OptimizerName
+		epochs, steps int
+		pct           float64
+	}{
+		{Adam, 3, 7, 0.3},
+		{SGD, 4, 5, 0.25},
+		{Adam, 1, 3, 0.3}, // a warm-up shorter than one step
+	} {
+		cfg := DefaultConfig().Train
+		cfg.Schedule, cfg.Optimizer, cfg.Epochs, cfg.OneCyclePctStart = ScheduleOneCycle, c.opt, c.epochs, c.pct
+		cfg.OneCycleDivFactor, cfg.OneCycleFinalDivFactor = 20, 300
+		bases := []float64{2e-4, 1e-3}
+		arg, _ := json.Marshal(map[string]any{
+			"max_lr": bases, "optimizer": string(c.opt), "epochs": c.epochs, "steps_per_epoch": c.steps,
+			"pct_start": c.pct, "div_factor": cfg.OneCycleDivFactor, "final_div_factor": cfg.OneCycleFinalDivFactor,
+			"momentum": cfg.OneCycleMomentumRange,
+		})
+		out, err := pyref.Run(py, filepath.Join("testdata", "onecycle.py"), string(arg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want struct {
+			LR       [][]float64
+			Momentum []float64
+		}
+		if err := json.Unmarshal(out, &want); err != nil {
+			t.Fatal(err)
+		}
+		if len(want.LR) != c.epochs*c.steps {
+			t.Fatalf("%v: PyTorch gave %d steps, want %d", c, len(want.LR), c.epochs*c.steps)
+		}
+		close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(math.Abs(b), 1e-12) }
+		for k := range want.LR {
+			got := ratesAt(cfg, newScheduleState(), bases, k/c.steps, k%c.steps, c.steps)
+			if !got.SetMomentum || !close(got.Momentum, want.Momentum[k]) {
+				t.Errorf("%v step %d: momentum %g (set %v), PyTorch %g", c, k, got.Momentum, got.SetMomentum, want.Momentum[k])
+			}
+			for g := range bases {
+				if !close(got.LR[g], want.LR[k][g]) {
+					t.Errorf("%v step %d group %d: lr %.17g, PyTorch %.17g", c, k, g, got.LR[g], want.LR[k][g])
+				}
+			}
+		}
+	}
+}
+
+// TestWarmup checks the linear warm-up on top of an epoch schedule.
+func TestWarmup(t *testing.T) {
+	cfg := DefaultConfig().Train
+	cfg.Schedule, cfg.StepEpochs, cfg.StepGamma, cfg.WarmupEpochs = ScheduleStep, 1, 0.5, 1.5
+	// 4 steps per epoch: W = 6 warm-up steps, factors 1/6 ... 6/6, and the
+	// step schedule halves the rate each epoch.
+	want := []float64{1. / 6, 2. / 6, 3. / 6, 4. / 6, 0.5 * 5 / 6, 0.5, 0.5, 0.5, 0.25}
+	for k, w := range want {
+		got := ratesAt(cfg, newScheduleState(), []float64{1}, k/4, k%4, 4)
+		if math.Abs(got.LR[0]-w) > 1e-15 || got.SetMomentum {
+			t.Errorf("step %d: lr %g (momentum set %v), want %g", k, got.LR[0], got.SetMomentum, w)
+		}
 	}
 }

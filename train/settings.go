@@ -28,6 +28,10 @@ const (
 	ScheduleStep    ScheduleName = "step"    // x StepGamma every StepEpochs
 	ScheduleCosine  ScheduleName = "cosine"  // cosine annealing to MinLR
 	SchedulePlateau ScheduleName = "plateau" // x PlateauFactor when val_loss stalls
+	// ScheduleOneCycle is fastai's fit_one_cycle and PyTorch's OneCycleLR,
+	// stepped per batch: warm-up to the configured rate, cosine annealing
+	// down, the momentum (Adam's beta1) cycled the other way.
+	ScheduleOneCycle ScheduleName = "one-cycle"
 )
 
 // Metric is a validation metric that chooses the best checkpoint and
@@ -118,6 +122,7 @@ var scheduleNames = choice.Names[ScheduleName]{What: "schedule", List: []choice.
 	{Value: ScheduleStep, Name: "step"},
 	{Value: ScheduleCosine, Name: "cosine"},
 	{Value: SchedulePlateau, Name: "plateau"},
+	{Value: ScheduleOneCycle, Name: "one-cycle"},
 }}
 
 // String returns the schedule's name.

@@ -114,6 +114,9 @@ type run struct {
 	group    *dist.Group
 	reducer  *dist.Reducer
 	stopping bool
+	// noFiles is set for work that must not touch the run folder
+	// (lr-find).
+	noFiles bool
 }
 
 // Train runs (or resumes) training as configured and returns its history.
@@ -193,32 +196,41 @@ func (r *run) free() {
 	r.weights.Free()
 }
 
-// setup loads the data, builds the model and optimizer, and restores a
-// checkpoint when resuming.
-func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
+// configureRuntime sets libtorch's thread count and device settings and
+// checks that the prepared data is there, before anything is written (a
+// wrong --data is the common mistake). It returns the thread count.
+func (r *run) configureRuntime() (int, error) {
 	c := r.cfg
 	threads := c.Train.Threads
 	if threads == 0 {
 		threads = r.localCores()
 	}
 	if err := torch.SetNumThreads(threads); err != nil {
-		return err
+		return 0, err
 	}
-	dev := r.dev
-	if c.Train.Precision == FP16 && !dev.IsCUDA() {
-		return fmt.Errorf("precision fp16 needs a CUDA device (the CPU supports bf16)")
+	if c.Train.Precision == FP16 && !r.dev.IsCUDA() {
+		return 0, fmt.Errorf("precision fp16 needs a CUDA device (the CPU supports bf16)")
 	}
-	if dev.IsCUDA() {
+	if r.dev.IsCUDA() {
 		torch.SetCuDNNBenchmark(true)
 	}
-	// A wrong --data is the common mistake: say so before making the run
-	// folder, so that it leaves nothing behind.
 	for _, part := range []string{"train", "valid"} {
 		if _, err := os.Stat(filepath.Join(c.Data.Dir, part)); err != nil {
-			return fmt.Errorf("%w (run `fer prepare` first?)", err)
+			return 0, fmt.Errorf("%w (run `fer prepare` first?)", err)
 		}
 	}
-	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, dev, c.Train.Precision, torch.BuildInfo(), threads)
+	return threads, nil
+}
+
+// setup loads the data, builds the model and optimizer, and restores a
+// checkpoint when resuming.
+func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
+	c := r.cfg
+	threads, err := r.configureRuntime()
+	if err != nil {
+		return err
+	}
+	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, r.dev, c.Train.Precision, torch.BuildInfo(), threads)
 	// The data is opened and checked (a resumed run's against its record)
 	// before anything is written.
 	if err := r.loadData(ctx); err != nil {
@@ -250,11 +262,6 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if r.state.Epoch != epoch {
 			r.state.Epoch, r.state.Step, r.state.Partial = epoch, 0, EpochStats{}
 		}
-		lrs := make([]float64, len(r.baseLRs))
-		for g, base := range r.baseLRs {
-			lrs[g] = lrAt(c.Train, r.state.Schedule, base, epoch)
-			r.opt.SetLR(g, lrs[g])
-		}
 		if err := r.trainEpoch(ctx, epoch); err != nil {
 			return nil, err
 		}
@@ -263,7 +270,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		row.LR = lrs[len(lrs)-1]
+		row.LR = r.opt.LR(r.opt.Groups() - 1)
 		r.state.History = append(r.state.History, row)
 		r.state.Epoch, r.state.Step, r.state.Partial = epoch+1, 0, EpochStats{}
 		r.state.ValAccuracy = row.ValAcc

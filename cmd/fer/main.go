@@ -30,6 +30,7 @@ func commands() []command {
 		{"synth", "generate a synthetic face dataset (the demo's embedded data)", runSynth},
 		{"prepare", "legend + images -> train/valid/test class folders, with the per-class table", runPrepare},
 		{"train", "fine-tune a pretrained network: VGG16, ResNet, MobileNetV3, EfficientNet, ConvNeXt or ViT (config file and flags; resumable)", runTrain},
+		{"lr-find", "learning-rate range test for a training config: loss against rate as a PNG and suggested rates (writes no run folder)", runLRFind},
 		{"summary", "print a network's layers, output shapes and what trains, and draw them as a PNG, without training", runSummary},
 		{"eval", "evaluate a checkpoint on labelled images: metrics, confusion matrix, results.csv", runEval},
 		{"predict", "top-k emotions of images or folders", runPredict},

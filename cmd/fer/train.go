@@ -63,17 +63,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return usagef("invalid settings:\n%v", err)
 	}
-	bars := false
-	switch *progress {
-	case "on":
-		bars = true
-	case "off":
-	case "auto":
-		if f, ok := stdout.(*os.File); ok {
-			bars = term.IsTerminal(int(f.Fd()))
-		}
-	default:
-		return usagef("--progress must be auto, on or off")
+	bars, err := progressBars(*progress, stdout)
+	if err != nil {
+		return err
 	}
 	// One rank of a distributed run (torchrun's environment) joins its
 	// job first; until then a signal ends the process as usual.
@@ -110,4 +102,18 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		train.BestCheckpoint, train.LastCheckpoint, train.HistoryCSV, train.CurvesPNG, train.EffectiveConfig)
 	fmt.Fprintf(stdout, "evaluate with: fer eval --checkpoint %s --data %s\n", res.BestPath, filepath.Join(res.Config.Data.Dir, "test"))
 	return nil
+}
+
+// progressBars reads --progress: auto draws bars when stdout is a terminal.
+func progressBars(setting string, stdout io.Writer) (bool, error) {
+	switch setting {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	case "auto":
+		f, ok := stdout.(*os.File)
+		return ok && term.IsTerminal(int(f.Fd())), nil
+	}
+	return false, usagef("--progress must be auto, on or off")
 }

@@ -121,6 +121,13 @@ func (a *Adam) LR(g int) float64 { return a.groups[g].LR }
 // SetLR changes group g's learning rate.
 func (a *Adam) SetLR(g int, lr float64) { a.groups[g].LR = lr }
 
+// Momentum is beta1.
+func (a *Adam) Momentum() float64 { return a.opts.Beta1 }
+
+// SetMomentum sets beta1; the bias correction of later steps uses it, as
+// torch.optim.Adam's does when a scheduler changes betas[0].
+func (a *Adam) SetMomentum(m float64) { a.opts.Beta1 = m }
+
 // State copies the moments and step counts.
 func (a *Adam) State() (*State, error) {
 	st := &State{Kind: a.kind(), Scalars: map[string]float64{}}

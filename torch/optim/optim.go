@@ -33,6 +33,11 @@ type Optimizer interface {
 	LR(g int) float64
 	// SetLR changes the learning rate of group g (for schedules).
 	SetLR(g int, lr float64)
+	// Momentum is SGD's momentum or Adam's beta1.
+	Momentum() float64
+	// SetMomentum changes SGD's momentum or Adam's beta1 for every group
+	// (for one-cycle schedules, as PyTorch's OneCycleLR cycles them).
+	SetMomentum(m float64)
 	// State is everything needed to continue exactly where this optimizer is.
 	State() (*State, error)
 	// LoadState restores a State saved from an optimizer over the same

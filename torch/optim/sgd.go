@@ -69,6 +69,12 @@ func (s *SGD) LR(g int) float64 { return s.groups[g].LR }
 // SetLR changes group g's learning rate.
 func (s *SGD) SetLR(g int, lr float64) { s.groups[g].LR = lr }
 
+// Momentum is the momentum factor.
+func (s *SGD) Momentum() float64 { return s.opts.Momentum }
+
+// SetMomentum sets the momentum factor of later steps.
+func (s *SGD) SetMomentum(m float64) { s.opts.Momentum = m }
+
 // State copies the momentum buffers.
 func (s *SGD) State() (*State, error) {
 	st := &State{Kind: "sgd", Scalars: map[string]float64{}}

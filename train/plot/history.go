@@ -39,7 +39,7 @@ type Epoch struct {
 	ValLoss float64
 	// ValAcc is the validation accuracy after the epoch, in [0, 1].
 	ValAcc float64
-	// LR is the learning rate used during the epoch.
+	// LR is the learning rate of the epoch's last step (the head's).
 	LR float64
 	// Seconds is the wall time the epoch took.
 	Seconds float64
