@@ -19,8 +19,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	overwrite := fs.Bool("overwrite", false, "start a new run in a folder that holds an earlier run's checkpoints (they are deleted)")
 	printConfig := fs.Bool("print-config", false, "print the effective config as YAML and exit")
 	progress := fs.String("progress", "auto", "progress bars: auto (on a terminal), on or off")
+	nproc := fs.Int(nprocFlag, 1, "start this many training processes on this machine (one per GPU with CUDA); see below")
 	cfg := train.DefaultConfig()
 	train.RegisterFlags(fs, &cfg)
+	usage := fs.Usage
+	fs.Usage = func() { usage(); fmt.Fprint(stderr, distHelp) }
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,7 +46,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		var refused []string
 		fs.Visit(func(f *pflag.Flag) {
 			switch {
-			case f.Name == "resume" || f.Name == "progress":
+			case f.Name == "resume" || f.Name == "progress" || f.Name == nprocFlag:
 			case allowed[f.Name]:
 				opts.Overrides = append(opts.Overrides, f.Name)
 			default:
@@ -71,6 +74,29 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		}
 	default:
 		return usagef("--progress must be auto, on or off")
+	}
+	if fs.Changed(nprocFlag) {
+		if err := checkLaunch(*nproc, cfg.Train.Device, os.Getenv); err != nil {
+			return err
+		}
+		return launchTrain(*nproc, args, stdout, stderr)
+	}
+	if *resume == "" {
+		// A job that torchrun restarted continues from its last checkpoint.
+		dir, ok, err := elasticResume(os.Getenv, cfg.Output)
+		if err != nil {
+			return err
+		}
+		if ok {
+			opts.Resume = dir
+			fs.Visit(func(f *pflag.Flag) {
+				for _, name := range train.ResumeFlags {
+					if f.Name == name {
+						opts.Overrides = append(opts.Overrides, name)
+					}
+				}
+			})
+		}
 	}
 	ctx := onInterrupt()
 	defer ctx.stop()

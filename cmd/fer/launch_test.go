@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/train"
+)
+
+// TestLaunchUsageErrors: a --nproc-per-node that cannot work exits with 2
+// and one line, before anything is written.
+func TestLaunchUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "run")
+	gpus := 0
+	if torch.BuiltWithCUDA() {
+		gpus = torch.CUDADeviceCount()
+	}
+	tooMany := fmt.Sprint(gpus + 1)
+	cudaWant := fmt.Sprintf("fer train: --nproc-per-node %d with --device cuda needs %d CUDA devices (one per process), but %d are visible; use at most %d, or --device cpu (see 'fer train --help')\n", gpus+1, gpus+1, gpus, gpus)
+	if gpus == 0 {
+		cudaWant = fmt.Sprintf("fer train: --nproc-per-node 1 with --device cuda needs 1 CUDA devices (one per process), but %s; or use --device cpu (see 'fer train --help')\n", torch.CUDAUnavailableReason())
+	}
+	cases := []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"", []string{"--nproc-per-node", "0"}, "fer train: --nproc-per-node 0 must be at least 1 (see 'fer train --help')\n"},
+		{"", []string{"--nproc-per-node=-2"}, "fer train: --nproc-per-node -2 must be at least 1 (see 'fer train --help')\n"},
+		{"", []string{"--nproc-per-node", tooMany, "--device", "cuda"}, cudaWant},
+		{"3", []string{"--nproc-per-node", "2", "--device", "cpu"}, "fer train: --nproc-per-node starts its own processes, but WORLD_SIZE=3 says this fer train is one of a launched job's; drop --nproc-per-node under torchrun or a PyTorchJob (see 'fer train --help')\n"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			if c.env != "" {
+				t.Setenv("WORLD_SIZE", c.env)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"train", "--output", out}, c.args...), &stdout, &stderr)
+			if code != 2 || stderr.String() != c.want || stdout.Len() != 0 {
+				t.Errorf("exit %d, stdout %q, stderr\n%q\nwant\n%q", code, stdout.String(), stderr.String(), c.want)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("%s was made", out)
+			}
+		})
+	}
+}
+
+// TestTrainHelpExplainsLaunching: fer train --help tells how to run on
+// several processes.
+func TestTrainHelpExplainsLaunching(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"train", "--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"--nproc-per-node int", "start this many training processes on this machine", "--batch-size is the global batch", "torchrun --max-restarts"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("fer train --help lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// TestWithoutFlag: the workers get the launcher's arguments without
+// --nproc-per-node, in either spelling, and flags after "--" stay.
+func TestWithoutFlag(t *testing.T) {
+	cases := []struct{ in, want []string }{
+		{[]string{"--nproc-per-node", "2", "--epochs", "3"}, []string{"--epochs", "3"}},
+		{[]string{"--epochs", "3", "--nproc-per-node=4"}, []string{"--epochs", "3"}},
+		{[]string{"-c", "x.yaml", "--nproc-per-node", "2", "--nproc-per-node-x", "1"}, []string{"-c", "x.yaml", "--nproc-per-node-x", "1"}},
+		{[]string{"--nproc-per-node", "2", "--", "--nproc-per-node", "3"}, []string{"--", "--nproc-per-node", "3"}},
+	}
+	for _, c := range cases {
+		if got := withoutFlag(c.in, nprocFlag); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("withoutFlag(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestElasticResume: a restarted worker (TORCHELASTIC_RESTART_COUNT > 0)
+// resumes from its run folder's last checkpoint when there is one, and
+// starts over otherwise; the first attempt never resumes by itself.
+func TestElasticResume(t *testing.T) {
+	withLast := t.TempDir()
+	if err := os.WriteFile(filepath.Join(withLast, train.LastCheckpoint), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	cases := []struct {
+		restarts, dir string
+		ok            bool
+		err           string
+	}{
+		{"", withLast, false, ""},
+		{"0", withLast, false, ""},
+		{"1", withLast, true, ""},
+		{"3", empty, false, ""},
+		{"1", filepath.Join(empty, "not-yet"), false, ""},
+		{"x", withLast, false, `TORCHELASTIC_RESTART_COUNT="x" is not a restart count`},
+		{"-1", withLast, false, `TORCHELASTIC_RESTART_COUNT="-1" is not a restart count`},
+	}
+	for _, c := range cases {
+		getenv := func(name string) string {
+			if name == "TORCHELASTIC_RESTART_COUNT" {
+				return c.restarts
+			}
+			return ""
+		}
+		dir, ok, err := elasticResume(getenv, c.dir)
+		errText := ""
+		if err != nil {
+			errText = err.Error()
+		}
+		if ok != c.ok || errText != c.err || (ok && dir != c.dir) {
+			t.Errorf("restarts %q in %s: %q, %v, %v; want ok %v, error %q", c.restarts, c.dir, dir, ok, err, c.ok, c.err)
+		}
+	}
+}
