@@ -46,8 +46,28 @@ TORCH_LIBS := -L$(TORCH_LIBDIR) -Wl,-rpath,$(TORCH_LIBDIR) -Wl,--no-as-needed -l
 CXXFLAGS ?= -O2 -g0
 SHIM_FLAGS := -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -D$(TORCH_ABI) -DFER_WITH_CUDA=$(TORCH_CUDA) $(TORCH_INCLUDES)
 
+# Distributed training (cgo/fertorch_dist.cpp) needs libtorch's c10d headers
+# and gloo's (Debian: libgloo-dev); without them the unit is built with
+# FER_WITH_DIST=0 and says so at run time. NCCL also needs a CUDA libtorch,
+# nccl.h and the CUDA runtime headers.
+DIST_C10D := $(TORCH_INCROOT)/torch/csrc/distributed/c10d/ProcessGroupGloo.hpp
+DIST_GLOO := $(firstword $(wildcard $(TORCH_INCROOT)/gloo/config.h /usr/include/gloo/config.h))
+DIST_NCCL_H := $(firstword $(wildcard $(TORCH_INCROOT)/nccl.h /usr/include/nccl.h /usr/local/cuda/include/nccl.h))
+DIST_CUDA_H := $(firstword $(wildcard /usr/include/cuda_runtime_api.h /usr/local/cuda/include/cuda_runtime_api.h))
+ifeq ($(wildcard $(DIST_C10D)),)
+  DIST_FLAGS := -DFER_WITH_DIST=0 -DFER_DIST_MISSING='"$(DIST_C10D) not found"'
+else ifeq ($(DIST_GLOO),)
+  DIST_FLAGS := -DFER_WITH_DIST=0 -DFER_DIST_MISSING='"gloo/config.h not found in $(TORCH_INCROOT) or /usr/include (Debian: apt-get install libgloo-dev)"'
+else
+  DIST_FLAGS := -DFER_WITH_DIST=1 -DUSE_DISTRIBUTED -DUSE_C10D_GLOO
+  ifeq ($(TORCH_CUDA)$(if $(DIST_NCCL_H),y)$(if $(DIST_CUDA_H),y)$(if $(wildcard $(TORCH_INCROOT)/torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp),y),1yyy)
+    DIST_FLAGS += -DUSE_C10D_NCCL $(sort $(foreach h,$(DIST_NCCL_H) $(DIST_CUDA_H),$(if $(filter /usr/include/%,$(h)),,-isystem $(dir $(h)))))
+  endif
+endif
+
 BUILD := build
 SHIM := $(BUILD)/libfertorch.so
+SHIM_OBJS := $(BUILD)/fertorch.o $(BUILD)/fertorch_dist.o
 BINARIES := $(BUILD)/fer
 
 .PHONY: all shim build deps test test-short test-libtorch2 test-cuda-build vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights bench-serve demo train clean help
@@ -70,9 +90,16 @@ deps:
 
 shim: $(SHIM)
 
-$(SHIM): cgo/fertorch.cpp cgo/fertorch.h Makefile
+$(BUILD)/fertorch.o: cgo/fertorch.cpp cgo/fertorch.h cgo/fertorch_internal.hpp Makefile
 	@mkdir -p $(BUILD)
-	$(CXX) $(CXXFLAGS) $(SHIM_FLAGS) -shared -o $@ cgo/fertorch.cpp $(TORCH_LIBS) -ldl
+	$(CXX) $(CXXFLAGS) $(SHIM_FLAGS) -c -o $@ cgo/fertorch.cpp
+
+$(BUILD)/fertorch_dist.o: cgo/fertorch_dist.cpp cgo/fertorch_dist.h cgo/fertorch.h cgo/fertorch_internal.hpp Makefile
+	@mkdir -p $(BUILD)
+	$(CXX) $(CXXFLAGS) $(SHIM_FLAGS) $(DIST_FLAGS) -c -o $@ cgo/fertorch_dist.cpp
+
+$(SHIM): $(SHIM_OBJS)
+	$(CXX) $(CXXFLAGS) -shared -o $@ $(SHIM_OBJS) $(TORCH_LIBS) -ldl
 
 build: $(SHIM)
 	$(GO) build -o $(BUILD)/ ./cmd/...

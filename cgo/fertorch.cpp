@@ -4,6 +4,7 @@
 // string; nothing here may abort the process on bad input.
 
 #include "fertorch.h"
+#include "fertorch_internal.hpp"
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
@@ -36,10 +37,6 @@
 
 #define FER_STR2(x) #x
 #define FER_STR(x) FER_STR2(x)
-
-struct fer_tensor_s {
-  at::Tensor t;
-};
 
 namespace {
 
@@ -159,6 +156,16 @@ at::Tensor binary(int op, const at::Tensor& x, const Other& y) {
 }
 
 }  // namespace
+
+namespace fer {
+
+fer_tensor wrap_tensor(at::Tensor t) { return wrap(std::move(t)); }
+
+char* error_string(const char* message) { return make_error(message); }
+
+const at::Tensor& tensor_of(fer_tensor t, const char* what) { return get(t, what); }
+
+}  // namespace fer
 
 #define FER_TRY try {
 #define FER_CATCH                                          \
