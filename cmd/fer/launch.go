@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/fertorch/fertorch/launch"
 	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/dist"
 	"github.com/fertorch/fertorch/train"
 )
 
@@ -86,7 +88,11 @@ func withoutFlag(args []string, name string) []string {
 // launchTrain runs fer train as n processes on this machine: the same
 // arguments without --nproc-per-node, each process with torchrun's
 // environment contract, and the job's store hosted here.
-func launchTrain(n int, args []string, stdout, stderr io.Writer) error {
+func launchTrain(n int, args []string, timeout time.Duration, stdout, stderr io.Writer) error {
+	// Without c10d the workers could not join; say so once, here.
+	if err := dist.Available(); err != nil {
+		return fmt.Errorf("--%s: %w", nprocFlag, err)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("--%s: finding fer's own program: %w", nprocFlag, err)
@@ -100,7 +106,7 @@ func launchTrain(n int, args []string, stdout, stderr io.Writer) error {
 		Args:       append([]string{"train"}, withoutFlag(args, nprocFlag)...),
 		Stdout:     stdout,
 		Stderr:     stderr,
-		ServeStore: serveStore,
+		ServeStore: storeServer(timeout),
 		Signals:    signals,
 	})
 	var ie *launch.InterruptedError
@@ -115,9 +121,12 @@ func launchTrain(n int, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// serveStore hosts the job's rendezvous store for worldSize processes.
-func serveStore(addr string, worldSize int) (launch.Store, error) {
-	return nil, errors.New("this fer has no distributed support yet (torch/dist)")
+// storeServer hosts a job's rendezvous store (a c10d TCPStore on a free
+// port) whose waits last at most timeout.
+func storeServer(timeout time.Duration) func(addr string, worldSize int) (launch.Store, error) {
+	return func(addr string, worldSize int) (launch.Store, error) {
+		return dist.ServeStore(addr, 0, worldSize, timeout)
+	}
 }
 
 // elasticResume is the run folder a restarted worker resumes: when torchrun

@@ -6,10 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fertorch/fertorch/launch"
 	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/dist"
 	"github.com/fertorch/fertorch/train"
 )
 
@@ -120,6 +124,88 @@ func TestElasticResume(t *testing.T) {
 		}
 		if ok != c.ok || errText != c.err || (ok && dir != c.dir) {
 			t.Errorf("restarts %q in %s: %q, %v, %v; want ok %v, error %q", c.restarts, c.dir, dir, ok, err, c.ok, c.err)
+		}
+	}
+}
+
+// The test binary doubles as a worker of a launched job: with
+// FER_LAUNCH_TEST_WORKER set it joins the job and all-reduces its rank.
+func TestMain(m *testing.M) {
+	if os.Getenv("FER_LAUNCH_TEST_WORKER") != "" {
+		if err := joinWorker(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func joinWorker() error {
+	env, ok, err := dist.FromEnv(os.Getenv)
+	if err != nil || !ok {
+		return fmt.Errorf("FromEnv: %v, %v", ok, err)
+	}
+	g, err := dist.Init(env, dist.Options{Timeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	x, err := torch.FromFloat32s([]float32{float32(env.Rank + 1)}, 1)
+	if err != nil {
+		return err
+	}
+	if err := g.AllReduceSum([]*torch.Tensor{x}); err != nil {
+		return err
+	}
+	v, err := x.Float32s()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rank %d of %d, agent store %v: sum %v\n", g.Rank(), g.Size(), env.UseAgentStore, v[0])
+	return nil
+}
+
+// TestLaunchedWorkersJoin: workers started by the launcher find its c10d
+// store through the environment contract and form one process group.
+func TestLaunchedWorkersJoin(t *testing.T) {
+	if err := dist.Available(); err != nil {
+		t.Skip(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := launch.Run(launch.Job{
+		Procs:      3,
+		Path:       os.Args[0],
+		Env:        append(os.Environ(), "FER_LAUNCH_TEST_WORKER=1"),
+		Stdout:     &stdout,
+		Stderr:     &stderr,
+		ServeStore: storeServer(30 * time.Second),
+		Grace:      5 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	got := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	sort.Strings(got)
+	want := []string{"rank 0 of 3, agent store true: sum 6", "rank 1: rank 1 of 3, agent store true: sum 6", "rank 2: rank 2 of 3, agent store true: sum 6"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("workers printed\n%q\nwant\n%q\nstderr:\n%s", got, want, stderr.String())
+	}
+}
+
+// TestLauncherEnvironmentParses: what the launcher gives each worker is
+// what torch/dist reads as that rank's contract.
+func TestLauncherEnvironmentParses(t *testing.T) {
+	for rank := 0; rank < 3; rank++ {
+		vars := map[string]string{}
+		for _, kv := range launch.Environ(rank, 3, 29400) {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+		}
+		env, ok, err := dist.FromEnv(func(k string) string { return vars[k] })
+		want := dist.Env{Rank: rank, WorldSize: 3, LocalRank: rank, LocalWorldSize: 3, MasterAddr: "127.0.0.1", MasterPort: 29400, UseAgentStore: true}
+		if err != nil || !ok || env != want {
+			t.Errorf("rank %d: %+v, %v, %v; want %+v", rank, env, ok, err, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fertorch/fertorch/torch/dist"
 	"github.com/fertorch/fertorch/train"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -79,7 +80,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		if err := checkLaunch(*nproc, cfg.Train.Device, os.Getenv); err != nil {
 			return err
 		}
-		return launchTrain(*nproc, args, stdout, stderr)
+		return launchTrain(*nproc, args, dist.DefaultTimeout, stdout, stderr)
 	}
 	if *resume == "" {
 		// A job that torchrun restarted continues from its last checkpoint.
