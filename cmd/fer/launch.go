@@ -44,6 +44,9 @@ func checkLaunch(n int, device torch.DeviceSpec, getenv func(string) string) err
 		return usagef("--%s starts its own processes, but WORLD_SIZE=%s says this fer train is one of a launched job's; drop --%s under torchrun or a PyTorchJob", nprocFlag, ws, nprocFlag)
 	}
 	spec := strings.ToLower(string(device))
+	if strings.HasPrefix(spec, "cuda:") && n > 1 {
+		return usagef("--device %s names one GPU for the %d processes of --%s; use --device cuda, which gives each process its own (cuda:LOCAL_RANK)", device, n, nprocFlag)
+	}
 	cuda := strings.HasPrefix(spec, "cuda")
 	if spec == string(torch.DeviceAuto) {
 		cuda = torch.CUDAIsAvailable()

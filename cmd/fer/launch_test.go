@@ -39,6 +39,7 @@ func TestLaunchUsageErrors(t *testing.T) {
 		{"", []string{"--nproc-per-node", "0"}, "fer train: --nproc-per-node 0 must be at least 1 (see 'fer train --help')\n"},
 		{"", []string{"--nproc-per-node=-2"}, "fer train: --nproc-per-node -2 must be at least 1 (see 'fer train --help')\n"},
 		{"", []string{"--nproc-per-node", tooMany, "--device", "cuda"}, cudaWant},
+		{"", []string{"--nproc-per-node", "2", "--device", "cuda:1"}, "fer train: --device cuda:1 names one GPU for the 2 processes of --nproc-per-node; use --device cuda, which gives each process its own (cuda:LOCAL_RANK) (see 'fer train --help')\n"},
 		{"3", []string{"--nproc-per-node", "2", "--device", "cpu"}, "fer train: --nproc-per-node starts its own processes, but WORLD_SIZE=3 says this fer train is one of a launched job's; drop --nproc-per-node under torchrun or a PyTorchJob (see 'fer train --help')\n"},
 	}
 	for _, c := range cases {
