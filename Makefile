@@ -70,7 +70,7 @@ SHIM := $(BUILD)/libfertorch.so
 SHIM_OBJS := $(BUILD)/fertorch.o $(BUILD)/fertorch_dist.o
 BINARIES := $(BUILD)/fer
 
-.PHONY: all shim build deps test test-short test-libtorch2 test-cuda-build vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights bench-serve demo train clean help
+.PHONY: all shim build deps test test-short test-libtorch2 test-cuda-build vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights bench-serve bench-dist demo train clean help
 
 all: build
 
@@ -81,7 +81,7 @@ help:
 	@echo "make build        build $(SHIM) and the fer command into $(BUILD)/"
 	@echo "make test-libtorch2  build the shim and run the tests against libtorch 2.x (Debian trixie root; root needed)"
 	@echo "make test-cuda-build  build, link and load the shim against Debian's CUDA libtorch 2.6, without a GPU (root needed)"
-	@echo "make bench        all benchmarks (bench-ops, bench-data, bench-weights, bench-train, bench-serve)"
+	@echo "make bench        all benchmarks (bench-ops, bench-data, bench-weights, bench-train, bench-serve, bench-dist)"
 	@echo "LIBTORCH=/path    build against that libtorch instead of Debian's libtorch-dev"
 
 deps:
@@ -139,7 +139,7 @@ FUZZTIME ?= 5s
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
-bench: bench-ops bench-data bench-weights bench-train bench-serve
+bench: bench-ops bench-data bench-weights bench-train bench-serve bench-dist
 
 bench-ops: $(SHIM)
 	$(GO) run ./bench/ops
@@ -155,6 +155,9 @@ bench-train: build
 
 bench-serve: build
 	$(GO) run ./bench/serve
+
+bench-dist: $(SHIM)
+	$(GO) run ./bench/dist
 
 demo: build
 	$(GO) build -o $(BUILD)/ ./internal/pagedriver/pageshot

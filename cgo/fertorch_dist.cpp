@@ -50,6 +50,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -150,8 +151,13 @@ struct fer_dist_store_s {
   c10::intrusive_ptr<c10d::TCPStore> store;
 };
 
-struct fer_dist_group_s {
-  c10::intrusive_ptr<c10d::Store> store;
+namespace fer_dist {
+
+// Comm is a process group and its settings. The group handle, its reducers
+// and the autograd graphs of AllReduceSumGrad each hold a reference, so none
+// of them outlives the process group it uses, whatever order they are
+// released in.
+struct Comm : torch::CustomClassHolder {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
 #if FER_DIST_NCCL
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
@@ -160,6 +166,15 @@ struct fer_dist_group_s {
   int size = 1;
   Millis timeout{0};
   at::Device device{at::kCPU};
+};
+
+}  // namespace fer_dist
+
+using fer_dist::Comm;
+
+struct fer_dist_group_s {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<Comm> comm;
 };
 
 namespace {
@@ -172,7 +187,7 @@ int64_t nbytes(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(t.
 
 // with_backend calls f with the group's process group (Gloo or NCCL).
 template <typename F>
-WorkPtr with_backend(fer_dist_group_s& g, F&& f) {
+WorkPtr with_backend(Comm& g, F&& f) {
 #if FER_DIST_NCCL
   if (g.nccl) return f(*g.nccl);
 #endif
@@ -195,7 +210,7 @@ void wait_work(const WorkPtr& w, Millis timeout) {
   if (!ok) throw Failure("the operation was aborted", false);
 }
 
-void check_device(const fer_dist_group_s& g, const at::Tensor& t, size_t i) {
+void check_device(const Comm& g, const at::Tensor& t, size_t i) {
   if (t.device().type() != g.device.type()) {
     throw std::invalid_argument("tensor " + std::to_string(i) + " is on " + t.device().str() + ", the group works on " +
                                 c10::DeviceTypeName(g.device.type(), true) + " tensors");
@@ -217,6 +232,15 @@ std::vector<Chunk> make_chunks(const std::vector<at::Tensor>& ts) {
   int64_t pending_bytes = 0;
   auto flush = [&]() {
     if (pending.empty()) return;
+    if (pending.size() == 1 && pending.front().is_contiguous()) {
+      // One contiguous tensor travels in place.
+      Chunk c;
+      c.buf = pending.front();
+      chunks.push_back(std::move(c));
+      pending.clear();
+      pending_bytes = 0;
+      return;
+    }
     std::vector<at::Tensor> flat;
     flat.reserve(pending.size());
     for (const auto& t : pending) flat.push_back(t.reshape({-1}));
@@ -256,7 +280,7 @@ void unflatten(const Chunk& c) {
   }
 }
 
-std::vector<at::Tensor> tensors_of(const fer_dist_group_s& g, const fer_tensor* ts, int n) {
+std::vector<at::Tensor> tensors_of(const Comm& g, const fer_tensor* ts, int n) {
   if (n < 0) throw std::invalid_argument("negative tensor count");
   if (n > 0 && ts == nullptr) throw std::invalid_argument("null tensor list");
   std::vector<at::Tensor> out;
@@ -270,7 +294,7 @@ std::vector<at::Tensor> tensors_of(const fer_dist_group_s& g, const fer_tensor* 
 }
 
 // all_reduce_sum_inplace sums every tensor of ts across ranks, in place.
-void all_reduce_sum_inplace(fer_dist_group_s& g, const std::vector<at::Tensor>& ts) {
+void all_reduce_sum_inplace(Comm& g, const std::vector<at::Tensor>& ts) {
   at::NoGradGuard no_grad;
   auto chunks = make_chunks(ts);
   for (auto& c : chunks) {
@@ -285,7 +309,7 @@ void all_reduce_sum_inplace(fer_dist_group_s& g, const std::vector<at::Tensor>& 
   }
 }
 
-void broadcast_inplace(fer_dist_group_s& g, const std::vector<at::Tensor>& ts, int root) {
+void broadcast_inplace(Comm& g, const std::vector<at::Tensor>& ts, int root) {
   at::NoGradGuard no_grad;
   auto chunks = make_chunks(ts);
   for (auto& c : chunks) {
@@ -301,6 +325,27 @@ void broadcast_inplace(fer_dist_group_s& g, const std::vector<at::Tensor>& ts, i
   }
 }
 
+// join_store counts this rank in at the store and waits until every rank
+// has (TCPStore's own wait for workers ends silently at its timeout in
+// libtorch 1.13, and only on the rank that hosts it).
+void join_store(c10d::Store& store, int world_size, Millis timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::string key = "fer/joined";
+  int64_t joined = store.add(key, 1);
+  while (joined < world_size) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw Failure(std::to_string(joined) + " of " + std::to_string(world_size) + " ranks joined", true);
+    }
+    std::this_thread::sleep_for(Millis(10));
+    joined = store.add(key, 0);
+  }
+}
+
+Comm& comm_of(fer_dist_group g) {
+  if (g == nullptr || !g->comm) throw std::invalid_argument("null group");
+  return *g->comm;
+}
+
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
@@ -308,18 +353,19 @@ bool is_loopback(const std::string& host) {
 // AllReduceSum is the differentiable sum across ranks: backward sums the
 // gradient across ranks too.
 struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t group) {
-    ctx->saved_data["group"] = group;
-    auto* g = reinterpret_cast<fer_dist_group_s*>(static_cast<intptr_t>(group));
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const c10::intrusive_ptr<Comm>& comm) {
+    ctx->saved_data["comm"] = c10::IValue::make_capsule(comm);
     at::Tensor y = x.detach().clone(at::MemoryFormat::Contiguous);
-    all_reduce_sum_inplace(*g, {y});
+    all_reduce_sum_inplace(*comm, {y});
     return y;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    auto* g = reinterpret_cast<fer_dist_group_s*>(static_cast<intptr_t>(ctx->saved_data["group"].toInt()));
+    auto holder = ctx->saved_data["comm"].toCapsule();
+    auto* comm = static_cast<Comm*>(holder.get());
     at::Tensor dx = grads[0].detach().clone(at::MemoryFormat::Contiguous);
-    all_reduce_sum_inplace(*g, {dx});
+    all_reduce_sum_inplace(*comm, {dx});
     return {dx, at::Tensor()};
   }
 };
@@ -329,7 +375,7 @@ struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
 // that order) and are launched strictly in bucket order, so that every rank
 // issues the same collectives in the same order.
 struct ReducerState {
-  fer_dist_group_s* g = nullptr;
+  c10::intrusive_ptr<Comm> g;
   std::vector<at::Tensor> params;
   struct Slot {
     size_t bucket = 0;
@@ -455,20 +501,20 @@ char* fer_dist_init(const char* master_addr, int master_port, int rank, int worl
   const std::string addr(master_addr);
   const Millis timeout(timeout_ms);
   auto g = std::make_unique<fer_dist_group_s>();
-  g->rank = rank;
-  g->size = world_size;
-  g->timeout = timeout;
+  auto comm = c10::make_intrusive<Comm>();
+  comm->rank = rank;
+  comm->size = world_size;
+  comm->timeout = timeout;
 
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(master_port);
   so.isServer = host_store != 0;
   so.numWorkers = static_cast<std::size_t>(world_size);
-  so.waitWorkers = true;
+  so.waitWorkers = false;
   so.timeout = timeout;
   set_classic_tcpstore_server(so, 0);
   const std::string where = addr + ":" + std::to_string(master_port);
-  auto tcp = staged(host_store ? "hosting the store on port " + std::to_string(master_port) + " and waiting for " +
-                                     std::to_string(world_size - 1) + " other ranks"
+  auto tcp = staged(host_store ? "hosting the store on port " + std::to_string(master_port)
                                : "connecting to the store at " + where,
                     [&] { return c10::make_intrusive<c10d::TCPStore>(addr, so); });
   c10::intrusive_ptr<c10d::Store> store = tcp;
@@ -476,13 +522,14 @@ char* fer_dist_init(const char* master_addr, int master_port, int rank, int worl
     store = c10::make_intrusive<c10d::PrefixStore>(std::string(store_prefix), store);
   }
   g->store = store;
+  staged("waiting at the store " + where + " for every rank", [&] { join_store(*store, world_size, timeout); });
 
   if (device_type == FER_CUDA) {
 #if FER_DIST_NCCL
-    g->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_index));
+    comm->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_index));
     auto o = c10d::ProcessGroupNCCL::Options::create();
     o->timeout = timeout;
-    g->nccl = staged("creating the NCCL process group",
+    comm->nccl = staged("creating the NCCL process group",
                      [&] { return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world_size, o); });
 #else
     throw std::invalid_argument(
@@ -505,11 +552,12 @@ char* fer_dist_init(const char* master_addr, int master_port, int rank, int worl
       o->devices.push_back(
           staged("gloo device on " + what, [&] { return c10d::ProcessGroupGloo::createDefaultDevice(); }));
     }
-    g->gloo = staged("connecting the Gloo process group of " + std::to_string(world_size) + " ranks",
+    comm->gloo = staged("connecting the Gloo process group of " + std::to_string(world_size) + " ranks",
                      [&] { return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, o); });
   } else {
     throw std::invalid_argument("unknown device type code " + std::to_string(device_type));
   }
+  g->comm = comm;
   *out = g.release();
   FER_DIST_CATCH
 }
@@ -523,66 +571,66 @@ void fer_dist_group_free(fer_dist_group g) {
 
 char* fer_dist_broadcast(fer_dist_group g, const fer_tensor* ts, int n, int root) {
   FER_DIST_TRY
-  if (g == nullptr) throw std::invalid_argument("null group");
-  if (root < 0 || root >= g->size) {
+  Comm& c = comm_of(g);
+  if (root < 0 || root >= c.size) {
     throw std::invalid_argument("root " + std::to_string(root) + " out of range for world size " +
-                                std::to_string(g->size));
+                                std::to_string(c.size));
   }
-  broadcast_inplace(*g, tensors_of(*g, ts, n), root);
+  broadcast_inplace(c, tensors_of(c, ts, n), root);
   FER_DIST_CATCH
 }
 
 char* fer_dist_all_reduce_sum(fer_dist_group g, const fer_tensor* ts, int n) {
   FER_DIST_TRY
-  if (g == nullptr) throw std::invalid_argument("null group");
-  all_reduce_sum_inplace(*g, tensors_of(*g, ts, n));
+  Comm& c = comm_of(g);
+  all_reduce_sum_inplace(c, tensors_of(c, ts, n));
   FER_DIST_CATCH
 }
 
 char* fer_dist_barrier(fer_dist_group g) {
   FER_DIST_TRY
-  if (g == nullptr) throw std::invalid_argument("null group");
+  Comm& c = comm_of(g);
 #if FER_DIST_NCCL
-  if (g->nccl) {
+  if (c.nccl) {
     // A one-element all-reduce on the group's device: NCCL's own barrier
     // guesses the device from the rank.
-    all_reduce_sum_inplace(*g, {at::zeros({1}, at::TensorOptions().device(g->device))});
+    all_reduce_sum_inplace(c, {at::zeros({1}, at::TensorOptions().device(c.device))});
     return nullptr;
   }
 #endif
   c10d::BarrierOptions o;
-  o.timeout = g->timeout;
-  WorkPtr w = with_backend(*g, [&](auto& pg) { return pg.barrier(o); });
-  wait_work(w, g->timeout);
+  o.timeout = c.timeout;
+  WorkPtr w = with_backend(c, [&](auto& pg) { return pg.barrier(o); });
+  wait_work(w, c.timeout);
   FER_DIST_CATCH
 }
 
 char* fer_dist_all_gather(fer_dist_group g, fer_tensor t, fer_tensor* out) {
   FER_DIST_TRY
-  if (g == nullptr) throw std::invalid_argument("null group");
+  Comm& c = comm_of(g);
   if (out == nullptr) throw std::invalid_argument("null output");
   at::NoGradGuard no_grad;
   at::Tensor x = fer::tensor_of(t, "input");
-  check_device(*g, x, 0);
+  check_device(c, x, 0);
   x = x.detach().contiguous();
   std::vector<std::vector<at::Tensor>> outs(1);
-  for (int i = 0; i < g->size; i++) outs[0].push_back(at::empty_like(x, at::MemoryFormat::Contiguous));
+  for (int i = 0; i < c.size; i++) outs[0].push_back(at::empty_like(x, at::MemoryFormat::Contiguous));
   std::vector<at::Tensor> in{x};
   c10d::AllgatherOptions o;
-  o.timeout = g->timeout;
-  WorkPtr w = with_backend(*g, [&](auto& pg) { return pg.allgather(outs, in, o); });
-  wait_work(w, g->timeout);
-  for (int i = 0; i < g->size; i++) out[i] = fer::wrap_tensor(outs[0][static_cast<size_t>(i)]);
+  o.timeout = c.timeout;
+  WorkPtr w = with_backend(c, [&](auto& pg) { return pg.allgather(outs, in, o); });
+  wait_work(w, c.timeout);
+  for (int i = 0; i < c.size; i++) out[i] = fer::wrap_tensor(outs[0][static_cast<size_t>(i)]);
   FER_DIST_CATCH
 }
 
 char* fer_dist_all_reduce_sum_grad(fer_dist_group g, fer_tensor t, fer_tensor* out) {
   FER_DIST_TRY
-  if (g == nullptr) throw std::invalid_argument("null group");
+  Comm& c = comm_of(g);
   if (out == nullptr) throw std::invalid_argument("null output");
   const at::Tensor& x = fer::tensor_of(t, "input");
-  check_device(*g, x, 0);
-  at::Tensor y = AllReduceSum::apply(x, static_cast<int64_t>(reinterpret_cast<intptr_t>(g)));
+  check_device(c, x, 0);
+  at::Tensor y = AllReduceSum::apply(x, g->comm);
   *out = fer::wrap_tensor(std::move(y));
   FER_DIST_CATCH
 }
@@ -590,12 +638,12 @@ char* fer_dist_all_reduce_sum_grad(fer_dist_group g, fer_tensor t, fer_tensor* o
 char* fer_dist_reducer_new(fer_dist_group g, const fer_tensor* params, int n, int64_t bucket_bytes,
                            fer_dist_reducer* out) {
   FER_DIST_TRY
-  if (g == nullptr) throw std::invalid_argument("null group");
+  Comm& c = comm_of(g);
   if (out == nullptr) throw std::invalid_argument("null output");
   if (bucket_bytes <= 0) throw std::invalid_argument("bucket size must be positive, got " + std::to_string(bucket_bytes));
   auto st = std::make_shared<ReducerState>();
-  st->g = g;
-  st->params = tensors_of(*g, params, n);
+  st->g = g->comm;
+  st->params = tensors_of(c, params, n);
   for (size_t i = 0; i < st->params.size(); i++) {
     const at::Tensor& p = st->params[i];
     if (!p.requires_grad()) {
@@ -682,8 +730,8 @@ char* fer_dist_reducer_finish(fer_dist_reducer r) {
       }
     }
     st.buckets[b].pending = 0;
+    st.launch_ready();
   }
-  st.launch_ready();
   for (size_t b = 0; b < st.buckets.size(); b++) {
     staged("gradient bucket " + std::to_string(b + 1) + " of " + std::to_string(st.buckets.size()),
            [&] { wait_work(st.buckets[b].work, st.g->timeout); });

@@ -51,7 +51,8 @@ void fer_dist_store_free(fer_dist_store s);
 char* fer_dist_init(const char* master_addr, int master_port, int rank, int world_size, int host_store,
                     const char* store_prefix, const char* ifname, int device_type, int device_index,
                     int64_t timeout_ms, fer_dist_group* out);
-/* Releases the group (waits for its pending work) and its store. */
+/* Releases the group handle; its process group and store go (after their
+ * pending work) once no reducer or autograd graph uses them either. */
 void fer_dist_group_free(fer_dist_group g);
 
 /* In place on every rank: ts[i] becomes root's ts[i]. */
@@ -67,7 +68,8 @@ char* fer_dist_all_reduce_sum_grad(fer_dist_group g, fer_tensor t, fer_tensor* o
 
 /* A reducer sums the gradients of params (all requiring grad) across ranks
  * in flattened buckets of about bucket_bytes, launched from autograd hooks
- * while backward runs. The group must outlive it. */
+ * while backward runs. It keeps the group's process group alive until it is
+ * freed. */
 char* fer_dist_reducer_new(fer_dist_group g, const fer_tensor* params, int n, int64_t bucket_bytes,
                            fer_dist_reducer* out);
 /* Before each backward. */

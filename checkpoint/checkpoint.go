@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -175,4 +176,40 @@ func Read(path string) (*File, error) {
 		}
 	}
 	return f, nil
+}
+
+// maxHeader bounds the safetensors header ReadState accepts.
+const maxHeader = 100 << 20
+
+// ReadState reads only the state JSON of a checkpoint, from the file's
+// header, without reading or verifying its tensors (Read does both): a
+// quick look at a run's settings before the whole file is needed.
+func ReadState(path string) (json.RawMessage, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	defer f.Close()
+	var n uint64
+	if err := binary.Read(f, binary.LittleEndian, &n); err != nil {
+		return nil, fmt.Errorf("%w: %s: reading the header size: %v", ErrCorrupt, path, err)
+	}
+	if n == 0 || n > maxHeader {
+		return nil, fmt.Errorf("%w: %s: header of %d bytes", ErrCorrupt, path, n)
+	}
+	raw := make([]byte, n)
+	if _, err := io.ReadFull(f, raw); err != nil {
+		return nil, fmt.Errorf("%w: %s: reading the header: %v", ErrCorrupt, path, err)
+	}
+	var head struct {
+		Metadata map[string]string `json:"__metadata__"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return nil, fmt.Errorf("%w: %s: header: %v", ErrCorrupt, path, err)
+	}
+	state, ok := head.Metadata[metaState]
+	if !ok {
+		return nil, fmt.Errorf("%s: not a fertorch checkpoint (no %q metadata)", path, metaState)
+	}
+	return json.RawMessage(state), nil
 }

@@ -65,3 +65,37 @@ func TestSaveReadVerify(t *testing.T) {
 		t.Errorf("plain weights: %v", err)
 	}
 }
+
+// TestReadState reads the state JSON from the header alone, and refuses a
+// file that is not a checkpoint and a truncated header.
+func TestReadState(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.safetensors")
+	model := []tensorfile.Entry{{Name: "w", DType: tensorfile.Float32, Shape: []int64{1}, Data: []byte{0, 0, 128, 63}}}
+	state := `{"version":1,"kind":"full","config":{"train":{"device":"cpu"}}}`
+	if err := Save(path, []byte(state), model, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadState(path)
+	if err != nil || string(got) != state {
+		t.Fatalf("ReadState = %s, %v; want %s", got, err, state)
+	}
+	plain := filepath.Join(dir, "plain.safetensors")
+	out, err := os.Create(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&tensorfile.File{Entries: model}).WriteSafetensors(out); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	if _, err := ReadState(plain); err == nil || err.Error() != plain+`: not a fertorch checkpoint (no "fertorch.state" metadata)` {
+		t.Errorf("plain weights: %v", err)
+	}
+	raw, _ := os.ReadFile(path)
+	short := filepath.Join(dir, "short.safetensors")
+	os.WriteFile(short, raw[:20], 0o644)
+	if _, err := ReadState(short); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "reading the header") {
+		t.Errorf("truncated: %v", err)
+	}
+}

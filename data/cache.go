@@ -32,6 +32,9 @@ type DecodeOptions struct {
 	// file is rewritten (atomically) when anything changed. Use one cache
 	// file per dataset (per split).
 	CacheFile string
+	// KeepCache reads CacheFile but never writes it: for the processes of a
+	// distributed run other than rank 0, which share rank 0's cache file.
+	KeepCache bool
 	// Progress, when set, is called after each image with the number done;
 	// calls are serialized but come from worker goroutines.
 	Progress func(done, total int)
@@ -134,7 +137,7 @@ func (d *Dataset) Decode(ctx context.Context, opt DecodeOptions) (*Dataset, *Dec
 		out.Samples = append(out.Samples, d.Samples[i])
 		out.images = append(out.images, e.img)
 	}
-	if opt.CacheFile != "" && changed {
+	if opt.CacheFile != "" && changed && !opt.KeepCache {
 		if err := writeCache(opt.CacheFile, opt.Height, opt.Width, opt.Resize, entries); err != nil {
 			stats.CacheError = err.Error()
 		} else {

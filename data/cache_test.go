@@ -169,3 +169,39 @@ func FuzzParseCache(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeKeepCache: with KeepCache, Decode reads a cache file but never
+// writes one, neither a missing one nor an outdated one.
+func TestDecodeKeepCache(t *testing.T) {
+	d, _ := fixtureDataset(t)
+	cache := filepath.Join(t.TempDir(), "train.cache")
+	keep := DecodeOptions{Height: 32, Width: 24, Workers: 2, CacheFile: cache, KeepCache: true}
+	_, st, err := d.Decode(context.Background(), keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cache); !errors.Is(err, os.ErrNotExist) || st.CacheWritten || st.Decoded != 9 {
+		t.Fatalf("KeepCache without a cache file: stat %v, written %v, %d decoded", err, st.CacheWritten, st.Decoded)
+	}
+	write := keep
+	write.KeepCache = false
+	if _, _, err := d.Decode(context.Background(), write); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, st, err = d.Decode(context.Background(), keep)
+	if err != nil || st.Cached != 9 || st.Decoded != 0 || st.CacheWritten {
+		t.Fatalf("KeepCache with the cache: %+v, %v", st, err)
+	}
+	// An outdated cache (one image fewer) is read and left as it was.
+	d.Samples = d.Samples[1:]
+	if _, st, err = d.Decode(context.Background(), keep); err != nil || st.CacheWritten || st.Cached != 8 {
+		t.Fatalf("KeepCache with a changed dataset: %+v, %v", st, err)
+	}
+	if after, _ := os.ReadFile(cache); !bytes.Equal(before, after) {
+		t.Error("KeepCache rewrote the cache file")
+	}
+}

@@ -39,6 +39,49 @@ type LoaderConfig struct {
 	Augment *AugmentConfig
 	// Normalize is applied last (default NormRescale, Keras' 1/255).
 	Normalize Normalization
+	// Shard makes the loader serve one process's part of every batch in
+	// data-parallel training (the zero value: the whole batch).
+	Shard Shard
+}
+
+// Shard is one rank's part of every global batch in data-parallel
+// training. Every rank draws the same epoch order (same seed); the global
+// batch of step s is order[s*BatchSize:(s+1)*BatchSize], and rank r takes
+// the r-th contiguous share of it. Shares differ by at most one sample, the
+// first ranks taking the extra ones: a global batch of n samples gives rank
+// r n/Count samples, plus one when r < n%Count. Augmentation draws depend
+// on a sample's position in the epoch, not on the rank, so the ranks'
+// batches of a step, concatenated in rank order, are the single-process
+// batch of that step.
+//
+// A final global batch smaller than Count (some ranks would get no sample)
+// is dropped, so that every rank takes the same number of steps, each with
+// at least one sample; unless KeepTail is set.
+type Shard struct {
+	// Rank is this process's index in [0, Count).
+	Rank int
+	// Count is the number of ranks; 0 and 1 mean no sharding.
+	Count int
+	// KeepTail keeps a final global batch smaller than Count: the ranks
+	// with no share of it then have one step fewer. It is meant for
+	// evaluation, where every sample must be seen and the ranks do not
+	// meet at each step.
+	KeepTail bool
+}
+
+// share returns the part [lo, hi) of a global batch of n samples that
+// rank takes when it is split across count ranks.
+func share(n, rank, count int) (lo, hi int) {
+	if count <= 1 {
+		return 0, n
+	}
+	q, rem := n/count, n%count
+	lo = rank*q + min(rank, rem)
+	hi = lo + q
+	if rank < rem {
+		hi++
+	}
+	return lo, hi
 }
 
 // Batch is one batch of samples in plain Go memory. Its slices are exactly
@@ -55,6 +98,15 @@ type Batch struct {
 	Indices []int
 	// Epoch and Step say where the batch belongs.
 	Epoch, Step int
+	// GlobalN is the number of samples of the global batch this batch is a
+	// share of (N when the loader is not sharded), and Offset is the
+	// position of the batch's first sample in it. A loss normalised over
+	// the global batch divides by GlobalN.
+	GlobalN, Offset int
+	// GlobalCounts counts the global batch's labels per class, so that a
+	// loss can be normalised by the sum of the global batch's class
+	// weights (nn.CrossEntropyLoss's weighted mean).
+	GlobalCounts []int
 
 	owner *Loader
 }
@@ -106,6 +158,12 @@ func NewLoader(ds *Dataset, cfg LoaderConfig) (*Loader, error) {
 	if cfg.Normalize < NormRescale || cfg.Normalize > NormNone {
 		return nil, fmt.Errorf("loader: unknown normalization %d", int(cfg.Normalize))
 	}
+	if sh := cfg.Shard; sh.Count < 0 || sh.Rank < 0 || (sh.Count > 0 && sh.Rank >= sh.Count) || (sh.Count == 0 && sh.Rank != 0) {
+		return nil, fmt.Errorf("loader: shard rank %d is outside [0, %d)", sh.Rank, max(sh.Count, 1))
+	}
+	if cfg.Shard.Count > cfg.BatchSize {
+		return nil, fmt.Errorf("loader: batch size %d is smaller than the %d ranks it is split across (every rank needs a sample per step)", cfg.BatchSize, cfg.Shard.Count)
+	}
 	if cfg.Augment != nil {
 		if err := cfg.Augment.Validate(); err != nil {
 			return nil, fmt.Errorf("loader: %w", err)
@@ -132,16 +190,24 @@ func NewLoader(ds *Dataset, cfg LoaderConfig) (*Loader, error) {
 	return l, nil
 }
 
-// Len is the number of samples in an epoch.
+// Len is the number of samples in an epoch (over all ranks when sharded).
 func (l *Loader) Len() int { return len(l.labels) }
 
-// StepsPerEpoch is the number of batches in an epoch.
+// StepsPerEpoch is the number of batches in an epoch. A sharded loader has
+// the same number on every rank (see Shard for the final global batch).
 func (l *Loader) StepsPerEpoch() int {
 	n, b := len(l.labels), l.cfg.BatchSize
 	if l.cfg.DropLast {
 		return n / b
 	}
-	return (n + b - 1) / b
+	steps := (n + b - 1) / b
+	sh := l.cfg.Shard
+	if tail := n % b; tail > 0 && sh.Count > 1 && tail < sh.Count {
+		if lo, hi := share(tail, sh.Rank, sh.Count); !sh.KeepTail || lo == hi {
+			steps--
+		}
+	}
+	return steps
 }
 
 // Config returns the effective configuration (defaults filled in).
@@ -161,12 +227,13 @@ func (l *Loader) getBatch() *Batch {
 		return b
 	default:
 	}
-	bs := l.cfg.BatchSize
+	_, bs := share(l.cfg.BatchSize, 0, l.cfg.Shard.Count) // rank 0's share is the largest
 	return &Batch{
-		Images:  make([]float32, bs*3*l.h*l.w),
-		Labels:  make([]int64, bs),
-		Indices: make([]int, bs),
-		C:       3, H: l.h, W: l.w,
+		Images:       make([]float32, bs*3*l.h*l.w),
+		Labels:       make([]int64, bs),
+		Indices:      make([]int, bs),
+		GlobalCounts: make([]int, len(l.ds.Classes)),
+		C:            3, H: l.h, W: l.w,
 		owner: l,
 	}
 }
@@ -289,14 +356,21 @@ func (it *EpochIter) dispatch(start int, jobs chan<- sampleJob) {
 		b := l.getBatch()
 		lo := s * bs
 		hi := min(lo+bs, n)
-		b.N, b.Epoch, b.Step = hi-lo, it.epoch, s
+		from, to := share(hi-lo, l.cfg.Shard.Rank, l.cfg.Shard.Count)
+		b.N, b.Epoch, b.Step, b.GlobalN, b.Offset = to-from, it.epoch, s, hi-lo, from
 		b.Images = b.Images[: b.N*3*l.h*l.w : cap(b.Images)]
 		b.Labels = b.Labels[:b.N:cap(b.Labels)]
 		b.Indices = b.Indices[:b.N:cap(b.Indices)]
 		for j := 0; j < b.N; j++ {
-			idx := it.order[lo+j]
+			idx := it.order[lo+from+j]
 			b.Indices[j] = idx
 			b.Labels[j] = int64(l.labels[idx])
+		}
+		clear(b.GlobalCounts)
+		for _, idx := range it.order[lo:hi] {
+			if c := l.labels[idx]; c >= 0 && c < len(b.GlobalCounts) {
+				b.GlobalCounts[c]++
+			}
 		}
 		sl.b = b
 		sl.remaining.Store(int32(b.N))
@@ -320,7 +394,7 @@ func (it *EpochIter) work(jobs <-chan sampleJob) {
 			continue
 		}
 		b := job.slot.b
-		pos := b.Step*bs + job.j
+		pos := b.Step*bs + b.Offset + job.j
 		l.fill(b.Images[job.j*chw:(job.j+1)*chw], it.epoch, pos, b.Indices[job.j])
 		if job.slot.remaining.Add(-1) == 0 {
 			job.slot.ready <- b

@@ -8,8 +8,9 @@
 #       Nothing is installed; the layout is checked.
 #
 #   scripts/install-libtorch.sh
-#       On Debian/Ubuntu, install Debian's libtorch-dev (CPU) with apt when it is
-#       missing. Needs root or sudo.
+#       On Debian/Ubuntu, install Debian's libtorch-dev (CPU) and libgloo-dev
+#       (the Gloo headers that distributed training, torch/dist, compiles
+#       against) with apt when they are missing. Needs root or sudo.
 #
 # With --with-test-tools it also installs what the tests use: the Python peers
 # they compare against (python3-torch, python3-torchvision, python3-scipy,
@@ -22,7 +23,7 @@ with_tools=0
 for arg in "$@"; do
   case "$arg" in
     --with-test-tools) with_tools=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "install-libtorch: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,8 +46,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 pkgs=()
-if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then
-  pkgs+=(libtorch-dev)
+if [ -z "${LIBTORCH:-}" ]; then
+  for p in libtorch-dev libgloo-dev; do
+    dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
+  done
 fi
 if [ "$with_tools" = 1 ]; then
   for p in python3-torch python3-torchvision python3-scipy python3-pil python3-sklearn python3-flask chromium shellcheck; do

@@ -59,8 +59,10 @@ droot_preflight
 droot_lock "$root"
 droot_create "$root" trixie "$mirror" main,contrib,non-free
 
-# Installed in the root: g++ and make, libtorch-cuda's dependencies that apt
-# can install (all but nvidia-cudnn and the driver), and, unpacked from
+# Installed in the root: g++ and make, libgloo-dev (so that the distributed
+# unit, cgo/fertorch_dist.cpp, is built with Gloo), libtorch-cuda's
+# dependencies that apt can install (all but nvidia-cudnn and the driver),
+# and, unpacked from
 # .debs, libtorch-cuda itself and, in /opt/nvidia-driver where the loader
 # only finds it when asked to, the driver library. Done once: a stamp holds
 # this recipe's checksum, so changing the recipe redoes it.
@@ -70,7 +72,7 @@ setup='
 	deps=$(apt-cache show --no-all-versions libtorch-cuda-2.6 libtorch-cuda-dev | sed -n "s/^Depends: //p" |
 		tr , "\n" | sed "s/|.*//; s/(.*)//; s/[[:space:]]//g" | grep -vxE "nvidia-cudnn|libcuda1|libtorch-cuda-2\.6" | sort -u)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		g++ make binutils ca-certificates $deps >&2
+		g++ make binutils ca-certificates libgloo-dev $deps >&2
 	cd /debs
 	for p in libtorch-cuda-2.6 libtorch-cuda-dev libcuda1 libnvidia-ptxjitcompiler1; do
 		v=$(apt-cache show --no-all-versions "$p" | sed -n "s/^Version: //p" | sed "s/^[0-9]*://")

@@ -6,7 +6,7 @@
 # Debian unstable (sid) the newest. This script makes a Debian root once
 # (FERTORCH_LIBTORCH2_SUITE, default trixie; debootstrap, cached in
 # $FERTORCH_LIBTORCH2_ROOT, default /var/cache/fertorch/<suite>), installs
-# libtorch-dev, g++ and the Python peers in it, copies the working tree in
+# libtorch-dev, libgloo-dev, g++ and the Python peers in it, copies the working tree in
 # (tracked and untracked, not ignored files) and runs, inside it with this
 # machine's Go toolchain and module cache:
 #
@@ -42,7 +42,7 @@ suite=${FERTORCH_LIBTORCH2_SUITE:-trixie}
 root=${FERTORCH_LIBTORCH2_ROOT:-/var/cache/fertorch/$suite}
 mirror=${FERTORCH_LIBTORCH2_MIRROR:-http://deb.debian.org/debian}
 testflags=${FERTORCH_LIBTORCH2_TESTFLAGS:-}
-packages=(libtorch-dev g++ make ca-certificates python3-torch python3-torchvision
+packages=(libtorch-dev libgloo-dev g++ make ca-certificates python3-torch python3-torchvision
 	python3-scipy python3-pil python3-sklearn binutils)
 
 droot_preflight

@@ -62,6 +62,9 @@ type State struct {
 	ScaleGoodSteps int     `json:"scale_good_steps,omitempty"`
 	// ValAccuracy is the validation accuracy of the last finished epoch.
 	ValAccuracy float64 `json:"val_accuracy"`
+	// Ranks is the number of processes that trained the run when it was
+	// saved (0 in checkpoints of older fertorch versions: one).
+	Ranks int `json:"ranks,omitempty"`
 }
 
 // SaveCheckpoint writes model parameters (and, for a full checkpoint, the

@@ -80,7 +80,9 @@ type AugmentConfig struct {
 
 // TrainConfig are the optimisation settings.
 type TrainConfig struct {
-	Epochs    int `yaml:"epochs"`
+	Epochs int `yaml:"epochs"`
+	// BatchSize is the global batch: a distributed run splits it across
+	// its ranks, so a config means the same run on one process or many.
 	BatchSize int `yaml:"batch_size"`
 	// Optimizer is adam, adamw or sgd.
 	Optimizer OptimizerName `yaml:"optimizer"`
@@ -129,8 +131,14 @@ type TrainConfig struct {
 	// EpochCheckpoints keeps one weights file per epoch, named with its
 	// validation accuracy as the seed does.
 	EpochCheckpoints bool `yaml:"epoch_checkpoints"`
-	// Threads is libtorch's CPU thread count (0: one per core).
+	// Threads is libtorch's CPU thread count (0: one per core; on several
+	// ranks per machine, the cores divided among them).
 	Threads int `yaml:"threads"`
+	// SyncBN makes batch norm compute its batch statistics over every
+	// rank's share of the global batch in a distributed run (PyTorch's
+	// SyncBatchNorm); without it each rank normalises with its own share's
+	// statistics, as DistributedDataParallel does by default.
+	SyncBN bool `yaml:"sync_bn"`
 }
 
 // DefaultConfig returns the seed tutorial's settings: VGG16 at 224x224 with

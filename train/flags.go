@@ -43,7 +43,7 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 
 	t := &c.Train
 	fs.IntVar(&t.Epochs, "epochs", t.Epochs, "epochs to train")
-	fs.IntVar(&t.BatchSize, "batch-size", t.BatchSize, "images per batch")
+	fs.IntVar(&t.BatchSize, "batch-size", t.BatchSize, "images per batch: the global batch, which a distributed run splits across its ranks (the same run on 1 or N processes)")
 	fs.Var(&t.Optimizer, "optimizer", "optimizer: "+OptimizerNameNames())
 	fs.Float64Var(&t.LR, "lr", t.LR, "learning rate (of the head)")
 	fs.Float64Var(&t.BaseLR, "base-lr", t.BaseLR, "learning rate of the trainable base layers (0: same as --lr)")
@@ -71,7 +71,8 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&t.ChannelsLast, "channels-last", t.ChannelsLast, "NHWC memory format (faster convolutions on recent GPUs)")
 	fs.IntVar(&t.CheckpointEverySteps, "checkpoint-every", t.CheckpointEverySteps, "also save the last checkpoint every N steps inside an epoch (0: epoch ends only)")
 	fs.BoolVar(&t.EpochCheckpoints, "epoch-checkpoints", t.EpochCheckpoints, "keep one weights file per epoch")
-	fs.IntVar(&t.Threads, "threads", t.Threads, "libtorch CPU threads (0: one per core)")
+	fs.IntVar(&t.Threads, "threads", t.Threads, "libtorch CPU threads (0: one per core, divided among the ranks of a machine)")
+	fs.BoolVar(&t.SyncBN, "sync-bn", t.SyncBN, "distributed runs: batch norm statistics over all ranks' shares of the global batch (SyncBatchNorm) instead of each rank's own")
 
 	fs.StringVarP(&c.Output, "output", "o", c.Output, "run folder for checkpoints, history and plots")
 }

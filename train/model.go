@@ -103,8 +103,10 @@ func (r *run) buildModel(resume *LoadedCheckpoint) error {
 		return err
 	}
 	r.printf("%s\n", summary)
-	if err := SaveModelPNG(summary, filepath.Join(c.Output, ModelPNG)); err != nil {
-		return err
+	if r.writes() {
+		if err := SaveModelPNG(summary, filepath.Join(c.Output, ModelPNG)); err != nil {
+			return err
+		}
 	}
 	if err := nn.MoveTo(r.model, r.dev, torch.Float32, c.Train.ChannelsLast); err != nil {
 		return err

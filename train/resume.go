@@ -1,6 +1,7 @@
 package train
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -62,6 +63,23 @@ func ResumeCheckpoint(resume string) string {
 		return filepath.Join(resume, LastCheckpoint)
 	}
 	return resume
+}
+
+// ResumeDevice is the device setting of the run a resume names, read from
+// its checkpoint's header without loading its tensors: a resumed
+// distributed run needs it to choose its collectives (Gloo on the CPU,
+// NCCL on CUDA) before Train reads the checkpoint.
+func ResumeDevice(resume string) (torch.DeviceSpec, error) {
+	path := ResumeCheckpoint(resume)
+	raw, err := checkpoint.ReadState(path)
+	if err != nil {
+		return "", fmt.Errorf("resume: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return "", fmt.Errorf("resume: %s: state: %w", path, err)
+	}
+	return st.Config.Train.Device, nil
 }
 
 // openResume reads the checkpoint to resume and adopts its config, with
@@ -191,5 +209,6 @@ func (r *run) restore(lc *LoadedCheckpoint) error {
 	st.Data = r.pinned
 	r.state = st
 	r.printf("resuming at epoch %d, step %d (%d epochs in history), on the data in %s\n", st.Epoch+1, st.Step, len(st.History), r.cfg.Data.Dir)
+	r.changeRanks(max(st.Ranks, 1))
 	return nil
 }

@@ -53,6 +53,22 @@ func claimRunFolder(dir string, overwrite bool) error {
 	return nil
 }
 
+// prepareFolder makes the run folder and writes what a run writes there
+// before training: stale temporaries removed, the list of skipped images
+// and the effective config.
+func (r *run) prepareFolder() error {
+	if err := os.MkdirAll(r.cfg.Output, 0o755); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	if err := r.removeStaleTemporaries(); err != nil {
+		return err
+	}
+	if err := r.reportSkipped(); err != nil {
+		return err
+	}
+	return r.cfg.Save(filepath.Join(r.cfg.Output, EffectiveConfig))
+}
+
 // removeStaleTemporaries deletes the temporary files that a run killed
 // during a save left in its folder (a checkpoint's can be hundreds of MB),
 // saying what it removed.

@@ -56,6 +56,39 @@ func (lc LossConfig) Loss(logits, labels *torch.Tensor) (*torch.Tensor, error) {
 	return per.Mean()
 }
 
+// ShardLoss is the loss of one rank's share of a global batch: the sum over
+// the share of what Loss averages, divided by the global batch's
+// denominator (see run.denominator), so that the ranks' losses, and their
+// gradients, add up to the loss and gradient of the global batch on one
+// process. With weights and reduction "sum", PyTorch's cross-entropy is
+// sum(w_i*CE_i), label smoothing included; Loss divides that by the batch
+// size (Keras) or by sum(w_i) (nn.CrossEntropyLoss).
+func (lc LossConfig) ShardLoss(logits, labels *torch.Tensor, denominator float64) (*torch.Tensor, error) {
+	if !(denominator > 0) {
+		return nil, fmt.Errorf("shard loss: denominator %g is not positive", denominator)
+	}
+	if logits.DType() != torch.Float32 {
+		f, err := logits.ToDType(torch.Float32)
+		if err != nil {
+			return nil, err
+		}
+		logits = f
+	}
+	sum, err := logits.CrossEntropy(labels, torch.CrossEntropyOptions{Weight: lc.ClassWeights, Reduction: torch.ReductionSum, LabelSmoothing: lc.LabelSmoothing})
+	if err != nil {
+		return nil, err
+	}
+	return sum.DivScalar(denominator)
+}
+
+// GradSync makes a step's gradients the sums over every rank of a
+// data-parallel run (dist.Reducer): Prepare runs before backward, Finish
+// after it, before the optimizer step.
+type GradSync interface {
+	Prepare() error
+	Finish() error
+}
+
 // Stepper runs optimisation steps: forward (under autocast when asked),
 // loss, backward (with loss scaling for float16), optimizer step.
 type Stepper struct {
@@ -66,6 +99,9 @@ type Stepper struct {
 	Precision Precision
 	// Scaler is used with FP16 (created by NewStepper).
 	Scaler *optim.GradScaler
+	// Sync, when set, sums the gradients across ranks between backward and
+	// the optimizer step.
+	Sync   GradSync
 	params []*torch.Tensor
 }
 
@@ -123,12 +159,28 @@ type StepResult struct {
 // TrainStep runs one optimisation step on a batch x [N,3,H,W] with labels y
 // [N], both on the step's device and owned by the caller's scope.
 func (s *Stepper) TrainStep(x, y *torch.Tensor) (StepResult, error) {
+	return s.trainStep(x, y, 0)
+}
+
+// TrainShardStep is TrainStep on one rank's share of a global batch whose
+// loss denominator is given (see LossConfig.ShardLoss); the result's Loss
+// is the share's part of the global batch's mean loss.
+func (s *Stepper) TrainShardStep(x, y *torch.Tensor, denominator float64) (StepResult, error) {
+	return s.trainStep(x, y, denominator)
+}
+
+func (s *Stepper) trainStep(x, y *torch.Tensor, denominator float64) (StepResult, error) {
 	var r StepResult
 	logits, err := s.forward(x)
 	if err != nil {
 		return r, err
 	}
-	loss, err := s.Loss.Loss(logits, y)
+	var loss *torch.Tensor
+	if denominator > 0 {
+		loss, err = s.Loss.ShardLoss(logits, y, denominator)
+	} else {
+		loss, err = s.Loss.Loss(logits, y)
+	}
 	if err != nil {
 		return r, fmt.Errorf("loss: %w", err)
 	}
@@ -141,8 +193,18 @@ func (s *Stepper) TrainStep(x, y *torch.Tensor) (StepResult, error) {
 			return r, err
 		}
 	}
+	if s.Sync != nil {
+		if err := s.Sync.Prepare(); err != nil {
+			return r, fmt.Errorf("gradient sync: %w", err)
+		}
+	}
 	if err := backward.Backward(); err != nil {
 		return r, fmt.Errorf("backward: %w", err)
+	}
+	if s.Sync != nil {
+		if err := s.Sync.Finish(); err != nil {
+			return r, fmt.Errorf("gradient sync: %w", err)
+		}
 	}
 	if s.Scaler != nil {
 		if r.Stepped, err = s.Scaler.Step(s.Optimizer, s.params); err != nil {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/vision"
 )
@@ -56,6 +57,60 @@ func TestLossNormalizations(t *testing.T) {
 		if math.Abs(got-c.want) > 1e-6 {
 			t.Errorf("%s: loss %.7f, want %.7f", c.name, got, c.want)
 		}
+	}
+}
+
+// TestShardLossesAddUp: the shard losses of a batch split across ranks,
+// each divided by the global batch's denominator, add up to the batch's
+// loss, for each normalisation, with and without label smoothing.
+func TestShardLossesAddUp(t *testing.T) {
+	scope := torch.NewScope()
+	defer scope.Close()
+	flat := []float32{2, 0, -1, 0.5, 0.5, 0, -1, 3, 0, 0, 0, 0, 1, -2, 0.5}
+	labels := []int64{0, 2, 1, 1, 0}
+	weights := []float64{1, 2.5, 3}
+	x, _ := scope.Own(torch.FromFloat32s(flat, 5, 3))
+	y, _ := scope.Own(torch.FromInt64s(labels, 5))
+	w, _ := scope.Own(torch.FromFloat32s([]float32{1, 2.5, 3}, 3))
+	batch := &data.Batch{GlobalN: 5, GlobalCounts: []int{2, 2, 1}}
+	for _, smoothing := range []float64{0, 0.1} {
+		for _, c := range []struct {
+			name    string
+			norm    LossNormalization
+			weights []float64
+			lc      LossConfig
+		}{
+			{"keras", KerasLoss, weights, LossConfig{ClassWeights: w, KerasNormalization: true}},
+			{"pytorch", PyTorchLoss, weights, LossConfig{ClassWeights: w}},
+			{"unweighted", PyTorchLoss, nil, LossConfig{}},
+		} {
+			c.lc.LabelSmoothing = smoothing
+			r := &run{classWeights: c.weights}
+			r.cfg.Train.LossNormalization = c.norm
+			den := r.denominator(batch)
+			whole, err := c.lc.Loss(x, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := whole.Item()
+			got := 0.0
+			for _, part := range [][2]int64{{0, 3}, {3, 2}} {
+				xs, _ := x.Narrow(0, part[0], part[1])
+				ys, _ := y.Narrow(0, part[0], part[1])
+				l, err := c.lc.ShardLoss(xs, ys, den)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, _ := l.Item()
+				got += v
+			}
+			if math.Abs(got-want) > 1e-6 {
+				t.Errorf("%s, label smoothing %g: shard losses add up to %.7f, the batch's loss is %.7f", c.name, smoothing, got, want)
+			}
+		}
+	}
+	if _, err := (LossConfig{}).ShardLoss(x, y, 0); err == nil || err.Error() != "shard loss: denominator 0 is not positive" {
+		t.Errorf("zero denominator: %v", err)
 	}
 }
 

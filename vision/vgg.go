@@ -90,6 +90,20 @@ type VGG16 struct {
 	flatten    *nn.Flatten
 }
 
+// NamedChildren lists torchvision's modules, features, avgpool (for the
+// heads that pool) and classifier, so that nn.Walk reaches every layer
+// (the batch norms of vgg16_bn).
+func (m *VGG16) NamedChildren() []nn.NamedModule {
+	out := []nn.NamedModule{{Name: "features", Module: m.Features}}
+	if m.Pool != nil {
+		out = append(out, nn.NamedModule{Name: "avgpool", Module: m.Pool})
+	}
+	if m.Classifier != nil {
+		out = append(out, nn.NamedModule{Name: "classifier", Module: m.Classifier})
+	}
+	return out
+}
+
 // NewVGG16 builds a VGG16 with torchvision's initialisation for the base
 // (Kaiming-normal fan-out convolutions, zero biases) and for its own
 // classifier (N(0, 0.01) weights, zero biases), and Keras' for the seed's

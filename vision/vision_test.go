@@ -157,3 +157,32 @@ func TestDropoutZeroIsHonoured(t *testing.T) {
 		}
 	}
 }
+
+// TestVGGWalkReachesEveryLayer: nn.Walk over vgg16_bn, as a Backbone,
+// reaches its 13 batch norms under torchvision's names (what --sync-bn
+// needs), and the torchvision head's pool and classifier.
+func TestVGGWalkReachesEveryLayer(t *testing.T) {
+	b, err := vision.NewBackbone(vision.ArchVGG16BN, vision.BackboneConfig{InputSize: 32, NumClasses: 3, Head: vision.HeadTorchvision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Free()
+	var bns []string
+	others := map[string]bool{}
+	nn.Walk(b, func(name string, m nn.Module) bool {
+		if _, ok := m.(*nn.BatchNorm2d); ok {
+			bns = append(bns, name)
+		}
+		others[name] = true
+		return true
+	})
+	want := "features.1 features.4 features.8 features.11 features.15 features.18 features.21 features.25 features.28 features.31 features.35 features.38 features.41"
+	if got := strings.Join(bns, " "); got != want {
+		t.Errorf("batch norms %s, want %s", got, want)
+	}
+	for _, name := range []string{"avgpool", "classifier", "classifier.6"} {
+		if !others[name] {
+			t.Errorf("nn.Walk does not reach %s", name)
+		}
+	}
+}

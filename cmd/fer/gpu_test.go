@@ -653,7 +653,7 @@ func TestDockerfileCUDA(t *testing.T) {
 	}
 
 	// Everything `go build ./cmd/...` and `make shim` read is in the context.
-	needed := []string{"go.mod", "go.sum", "Makefile", "cgo/fertorch.cpp", "cgo/fertorch.h", "scripts/fetch-data.sh"}
+	needed := []string{"go.mod", "go.sum", "Makefile", "cgo/fertorch.cpp", "cgo/fertorch.h", "cgo/fertorch_dist.cpp", "cgo/fertorch_dist.h", "cgo/fertorch_internal.hpp", "scripts/fetch-data.sh"}
 	list := exec.Command(goTool(t), "list", "-e", "-deps", "-f", `{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}} {{end}}{{range .CgoFiles}}{{$d}}/{{.}} {{end}}{{end}}{{end}}`, "./cmd/...")
 	list.Dir = repoRoot
 	out, err := list.Output()

@@ -1,13 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
-	"github.com/fertorch/fertorch/torch/dist"
 	"github.com/fertorch/fertorch/train"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -16,10 +17,11 @@ import (
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", "train [--config FILE] [flags]", stderr)
 	configPath := fs.StringP("config", "c", "", "YAML config (defaults: the seed tutorial's settings); flags override it")
-	resume := fs.String("resume", "", "continue a run from its folder or last.safetensors")
+	resume := fs.String("resume", "", "continue a run from its folder or last.safetensors (a distributed run continues on any number of ranks, with the same global batches; bit for bit as if uninterrupted on the same number)")
 	overwrite := fs.Bool("overwrite", false, "start a new run in a folder that holds an earlier run's checkpoints (they are deleted)")
 	printConfig := fs.Bool("print-config", false, "print the effective config as YAML and exit")
 	progress := fs.String("progress", "auto", "progress bars: auto (on a terminal), on or off")
+	distTimeout := fs.Duration("dist-timeout", 30*time.Minute, "distributed runs: how long the rendezvous and every collective may wait for the other ranks")
 	nproc := fs.Int(nprocFlag, 1, "start this many training processes on this machine (one per GPU with CUDA); see below")
 	cfg := train.DefaultConfig()
 	train.RegisterFlags(fs, &cfg)
@@ -40,14 +42,14 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if *resume != "" {
 		// A resumed run keeps its own settings; only what changes its
 		// length, where its data is, or its speed and placement may change.
-		allowed := map[string]bool{"resume": true, "progress": true}
+		allowed := map[string]bool{"resume": true, "progress": true, "dist-timeout": true}
 		for _, f := range train.ResumeFlags {
 			allowed[f] = true
 		}
 		var refused []string
 		fs.Visit(func(f *pflag.Flag) {
 			switch {
-			case f.Name == "resume" || f.Name == "progress" || f.Name == nprocFlag:
+			case f.Name == "resume" || f.Name == "progress" || f.Name == "dist-timeout" || f.Name == nprocFlag:
 			case allowed[f.Name]:
 				opts.Overrides = append(opts.Overrides, f.Name)
 			default:
@@ -80,7 +82,10 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		if err := checkLaunch(*nproc, cfg.Train.Device, os.Getenv); err != nil {
 			return err
 		}
-		return launchTrain(*nproc, args, dist.DefaultTimeout, stdout, stderr)
+		if *distTimeout <= 0 {
+			return usagef("--dist-timeout %v must be positive", *distTimeout)
+		}
+		return launchTrain(*nproc, args, *distTimeout, stdout, stderr)
 	}
 	if *resume == "" {
 		// A job that torchrun restarted continues from its last checkpoint.
@@ -99,19 +104,34 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 			})
 		}
 	}
+	// One rank of a distributed run (torchrun's environment) joins its
+	// job first; until then a signal ends the process as usual.
+	job, err := joinJob(fs, cfg, opts.Resume, *distTimeout)
+	if err != nil {
+		return err
+	}
+	defer job.close()
+	opts.Dist, opts.LocalRank, opts.LocalWorldSize = job.group, job.env.LocalRank, job.env.LocalWorldSize
+	if !job.lead() {
+		stdout, bars = io.Discard, false
+	}
 	ctx := onInterrupt()
 	defer ctx.stop()
 	opts.ProgressBar = bars
 	res, err := train.Train(ctx, cfg, opts)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, train.ErrPeerInterrupted) {
 			runDir := cfg.Output
 			if *resume != "" {
 				runDir = filepath.Dir(train.ResumeCheckpoint(*resume))
 			}
-			return ctx.wrap(fmt.Errorf("interrupted; continue with: fer train --resume %s", runDir))
+			err = fmt.Errorf("interrupted; continue with: fer train --resume %s", runDir)
+			if ctx.Err() == nil {
+				err = fmt.Errorf("%w; continue with: fer train --resume %s", train.ErrPeerInterrupted, runDir)
+			}
+			return ctx.wrap(job.wrap(err))
 		}
-		return err
+		return job.wrap(err)
 	}
 	out := filepath.Dir(res.Last)
 	fmt.Fprintf(stdout, "\nbest %s %.4f at epoch %d\n", res.Config.Train.BestMetric, res.Best, res.BestEpoch)

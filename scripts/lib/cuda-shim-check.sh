@@ -5,8 +5,8 @@
 #   - libtorch_cuda.so and libc10_cuda.so are NEEDED entries (the Makefile links
 #     them with --no-as-needed: the shim calls nothing in them directly, but
 #     without them libtorch's CUDA kernels and hooks never load);
-#   - every fer_* function cgo/fertorch.h declares, so every one torch/*.go
-#     calls, is exported.
+#   - every fer_* function cgo/fertorch.h and cgo/fertorch_dist.h declare, so
+#     every one torch/ calls, is exported.
 # Used by scripts/test-cuda-build.sh, scripts/gpu-check.sh and Dockerfile.cuda.
 set -euo pipefail
 
@@ -30,10 +30,10 @@ for lib in libtorch_cuda.so libc10_cuda.so; do
 done
 echo "$name: NEEDED: $needed"
 
-declared=$(grep -ohE '\bfer_[a-z0-9_]+\(' "$repo/cgo/fertorch.h" | tr -d '(' | sort -u)
+declared=$(grep -ohE '\bfer_[a-z0-9_]+\(' "$repo/cgo/fertorch.h" "$repo/cgo/fertorch_dist.h" | tr -d '(' | sort -u)
 calls=$(grep -rhoE '\bC\.fer_[a-z0-9_]+' --include='*.go' "$repo/torch" | sed 's/^C\.//' | sort -u |
 	comm -12 - <(echo "$declared"))
 exported=$(nm -D --defined-only "$shim" | awk '$2 == "T" && $3 ~ /^fer_/ { print $3 }' | sort -u)
 missing=$(comm -23 <(echo "$declared") <(echo "$exported") | tr '\n' ' ')
-[ -z "$missing" ] || fail "declared in cgo/fertorch.h but not exported by $shim: $missing"
-echo "$name: exports all $(wc -l <<<"$declared") fer_* functions cgo/fertorch.h declares ($(wc -l <<<"$calls") called from torch/*.go)"
+[ -z "$missing" ] || fail "declared in cgo/fertorch.h or cgo/fertorch_dist.h but not exported by $shim: $missing"
+echo "$name: exports all $(wc -l <<<"$declared") fer_* functions cgo/fertorch.h and cgo/fertorch_dist.h declare ($(wc -l <<<"$calls") called from torch/)"

@@ -3,6 +3,7 @@ package dist_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,6 +141,25 @@ func collectivesWorker(t *testing.T, _ string, env dist.Env) {
 		expect(t, fmt.Sprintf("all_gather[%d]", i), values(t, p), []float32{fi, fi * fi})
 	}
 
+	// Results join the input's scope.
+	scope := torch.NewScope()
+	in, err := scope.Own(torch.FromFloat32s([]float32{r}, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoped, err := g.AllGather(in)
+	if err != nil {
+		t.Fatalf("AllGather: %v", err)
+	}
+	summed, err := g.AllReduceSumGrad(in)
+	if err != nil {
+		t.Fatalf("AllReduceSumGrad: %v", err)
+	}
+	scope.Close()
+	if !scoped[0].Released() || !summed.Released() {
+		t.Error("results outlive their input's scope")
+	}
+
 	if err := g.Barrier(); err != nil {
 		t.Fatalf("Barrier: %v", err)
 	}
@@ -203,11 +223,8 @@ func reducerWorker(t *testing.T, _ string, env dist.Env) {
 	defer red.Free()
 	report("buckets", red.Buckets())
 
-	for step, scale := range []float32{1, 10} {
-		if err := red.Prepare(); err != nil {
-			t.Fatalf("Prepare: %v", err)
-		}
-		// loss = sum_i c_i * p_i with rank-dependent c: d loss/d p = c.
+	// loss = sum_i c_i * p_i with rank-dependent c: d loss/d p = c.
+	lossOf := func(scale float32) *torch.Tensor {
 		var loss *torch.Tensor
 		for i, p := range []*torch.Tensor{p0, p1, p2} {
 			c := make([]float32, p.Numel())
@@ -227,7 +244,32 @@ func reducerWorker(t *testing.T, _ string, env dist.Env) {
 				t.Fatal(err)
 			}
 		}
-		if err := loss.Backward(); err != nil {
+		return loss
+	}
+	// Two backwards between Prepare and Finish are an error (on every
+	// rank alike here), and the reducer recovers at the next Prepare.
+	if err := red.Prepare(); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	loss := lossOf(1)
+	if err := loss.BackwardWith(nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := loss.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	err = red.Finish()
+	prefix := fmt.Sprintf("dist: gradient all_reduce on rank %d: in a gradient hook: parameter ", env.Rank)
+	const suffix = " received a second gradient before Finish (one backward per Prepare/Finish)"
+	if err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.HasSuffix(err.Error(), suffix) {
+		t.Errorf("Finish after two backwards: %v", err)
+	}
+
+	for step, scale := range []float32{1, 10} {
+		if err := red.Prepare(); err != nil {
+			t.Fatalf("Prepare: %v", err)
+		}
+		if err := lossOf(scale).Backward(); err != nil {
 			t.Fatalf("Backward: %v", err)
 		}
 		if err := red.Finish(); err != nil {
@@ -251,7 +293,7 @@ func reducerWorker(t *testing.T, _ string, env dist.Env) {
 		expect(t, fmt.Sprintf("step %d: grad of the unused parameter", step), values(t, gr), []float32{0, 0})
 	}
 
-	// Misuse is an error: Finish without Prepare, two backwards.
+	// Misuse is an error: Finish without Prepare, a frozen parameter.
 	if err := red.Finish(); err == nil ||
 		err.Error() != fmt.Sprintf("dist: gradient all_reduce on rank %d: Finish without Prepare", env.Rank) {
 		t.Errorf("Finish without Prepare: %v", err)
@@ -264,6 +306,12 @@ func reducerWorker(t *testing.T, _ string, env dist.Env) {
 		err.Error() != fmt.Sprintf("dist: reducer on rank %d: parameter 1 [2] does not require grad (pass only trainable parameters)", env.Rank) {
 		t.Errorf("NewReducer with a frozen parameter: %v", err)
 	}
+	// The reducer outlives a closed group safely.
+	if err := g.Barrier(); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	red.Free()
 }
 
 func TestAllReduceSumGrad(t *testing.T) {

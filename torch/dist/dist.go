@@ -11,6 +11,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -121,7 +122,9 @@ type Group struct {
 // Init joins the job env describes: a TCPStore at MasterAddr:MasterPort
 // (hosted by rank 0 unless UseAgentStore), a PrefixStore per restart attempt,
 // then a ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA). It returns when
-// every rank has joined, or fails after opts.Timeout.
+// every rank has joined, or fails after opts.Timeout. A rank that connects to
+// the store first waits, within the timeout, for its port to accept
+// connections, so ranks may start in any order.
 func Init(env Env, opts Options) (*Group, error) {
 	if err := Available(); err != nil {
 		return nil, err
@@ -147,6 +150,13 @@ func Init(env Env, opts Options) (*Group, error) {
 	if env.MasterPort == 0 && (!host || env.WorldSize > 1) {
 		return nil, fail("no master port (only a job of one rank that hosts its store may pick a free one)")
 	}
+	if !host {
+		// libtorch 2.x's TCPStore client retries a whole connection timeout
+		// several times over; waiting here first keeps Init within timeout.
+		if err := awaitStore(env.MasterAddr, env.MasterPort, timeout); err != nil {
+			return nil, &Error{Op: "init", Rank: env.Rank, Timeout: timeout, TimedOut: true, Msg: err.Error()}
+		}
+	}
 	addr := C.CString(env.MasterAddr)
 	defer C.free(unsafe.Pointer(addr))
 	prefix := C.CString(storePrefix(env.RestartCount))
@@ -168,6 +178,28 @@ func Init(env Env, opts Options) (*Group, error) {
 	return g, nil
 }
 
+// awaitStore waits until something accepts TCP connections at host:port,
+// for at most timeout.
+func awaitStore(host string, port int, timeout time.Duration) error {
+	where := net.JoinHostPort(host, strconv.Itoa(port))
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			left = time.Millisecond
+		}
+		c, err := net.DialTimeout("tcp", where, left)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Until(deadline) <= 0 {
+			return fmt.Errorf("connecting to the store at %s: nothing accepted a connection (%v)", where, err)
+		}
+		time.Sleep(min(100*time.Millisecond, time.Until(deadline)))
+	}
+}
+
 // Rank is this process's rank.
 func (g *Group) Rank() int { return g.rank }
 
@@ -180,9 +212,9 @@ func (g *Group) Timeout() time.Duration { return g.timeout }
 // Device is where the group's tensors live.
 func (g *Group) Device() torch.Device { return g.device }
 
-// Close leaves the job: it waits for the group's pending work (at most its
-// timeout) and releases the process group and the store (rank 0's store
-// stops serving). Closing twice is a no-op.
+// Close leaves the job: the process group and the store (rank 0's stops
+// serving) are released after their pending work, once no Reducer or
+// AllReduceSumGrad graph still uses them. Closing twice is a no-op.
 func (g *Group) Close() error {
 	if g == nil || g.h == nil {
 		return nil
@@ -275,8 +307,8 @@ func (g *Group) AllGather(t *torch.Tensor) ([]*torch.Tensor, error) {
 // AllReduceSumGrad is the sum over ranks of t, differentiable: its backward
 // sums the incoming gradient over ranks, so every rank's t gets the
 // gradient of the sum of every rank's loss. It is the building block of
-// synchronized BatchNorm. Every rank must run the backward too, and the
-// group must outlive it. The result joins t's scope.
+// synchronized BatchNorm. Every rank must run the backward too (the graph
+// keeps the process group alive until then). The result joins t's scope.
 func (g *Group) AllReduceSumGrad(t *torch.Tensor) (*torch.Tensor, error) {
 	hs, err := g.handles("all_reduce_grad", []*torch.Tensor{t})
 	if err != nil {

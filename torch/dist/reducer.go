@@ -36,8 +36,9 @@ type Reducer struct {
 	g *Group
 }
 
-// NewReducer hooks params (all must require grad; the group must outlive
-// the reducer). bucketBytes <= 0 means DefaultBucketBytes.
+// NewReducer hooks params (all must require grad). bucketBytes <= 0 means
+// DefaultBucketBytes. The reducer keeps the group's process group alive
+// until it is freed, even if the group is closed first.
 func (g *Group) NewReducer(params []*torch.Tensor, bucketBytes int64) (*Reducer, error) {
 	hs, err := g.handles("reducer", params)
 	if err != nil {
