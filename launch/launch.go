@@ -83,19 +83,45 @@ type WorkerError struct {
 	// LastLine is the last non-empty line of the worker's standard error
 	// ("" when it wrote none).
 	LastLine string
+	// Others are the workers that failed on their own while the job was
+	// stopping (exited non-zero with another status than a stopped fer's,
+	// 128 + SIGTERM or SIGINT): the first failure to be seen is not
+	// always the cause, as when rank 0 fails and tells the others.
+	Others []*WorkerError
 }
 
 func (e *WorkerError) Error() string {
+	msg := e.describe()
+	if e.LastLine == "" {
+		msg += " and wrote no error; the other ranks were stopped"
+	}
+	for _, o := range e.Others {
+		msg += " (" + o.describe() + ")"
+	}
+	return msg
+}
+
+// describe is how the worker ended and its last error line.
+func (e *WorkerError) describe() string {
 	var how string
 	if e.Signal != 0 {
 		how = fmt.Sprintf("rank %d was killed by signal %d (%v)", e.Rank, int(e.Signal), e.Signal)
 	} else {
 		how = fmt.Sprintf("rank %d exited with status %d", e.Rank, e.ExitCode)
 	}
-	if e.LastLine == "" {
-		return how + " and wrote no error; the other ranks were stopped"
+	if e.LastLine != "" {
+		how += "; its last error line: " + e.LastLine
 	}
-	return how + "; its last error line: " + e.LastLine
+	return how
+}
+
+// workerError is how state says that worker rank ended.
+func workerError(rank int, state *os.ProcessState) *WorkerError {
+	e := &WorkerError{Rank: rank, ExitCode: state.ExitCode()}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Signal = ws.Signal()
+	}
+	return e
 }
 
 // InterruptedError says that the launcher was sent Signal, forwarded it
@@ -254,13 +280,17 @@ func Run(job Job) error {
 		case ev := <-exits:
 			running--
 			ev.w.exited = true
-			if stopping || ev.w.signalled || ev.state.Success() {
+			if ev.state.Success() {
 				continue
 			}
-			failure = &WorkerError{Rank: ev.w.rank, ExitCode: ev.state.ExitCode()}
-			if ws, ok := ev.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				failure.Signal = ws.Signal()
+			if stopping || ev.w.signalled {
+				if e := workerError(ev.w.rank, ev.state); failure != nil && e.Signal == 0 &&
+					e.ExitCode != 128+int(syscall.SIGTERM) && e.ExitCode != 128+int(syscall.SIGINT) {
+					failure.Others = append(failure.Others, e)
+				}
+				continue
 			}
+			failure = workerError(ev.w.rank, ev.state)
 			stopping = true
 			stop(syscall.SIGTERM)
 			graceC = time.After(grace)
@@ -296,6 +326,9 @@ func Run(job Job) error {
 		return startErr
 	case failure != nil:
 		failure.LastLine = workers[failure.Rank].stderr.lastLine()
+		for _, o := range failure.Others {
+			o.LastLine = workers[o.Rank].stderr.lastLine()
+		}
 		return failure
 	case caught != 0:
 		return &InterruptedError{Signal: caught, Killed: killed}

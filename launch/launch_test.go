@@ -74,6 +74,7 @@ func fakeWorker(mode string) int {
 		}
 		fmt.Printf("hello from %d\nsecond line\n", rank)
 		fmt.Printf("rank %d: prefixed already\n", rank)
+		fmt.Fprintf(os.Stderr, "fer train: rank %d: named already\n", rank)
 		os.Stderr.WriteString("an error line\nlast words")
 		return 0
 	case "fail", "stubborn", "selfkill":
@@ -94,6 +95,20 @@ func fakeWorker(mode string) int {
 		return waitForSignal()
 	case "wait":
 		return waitForSignal()
+	case "cascade":
+		// Rank 0 fails slowly; rank 1 learns of it first and exits.
+		if rank == 1 {
+			time.Sleep(100 * time.Millisecond)
+			os.Stderr.WriteString("fer train: rank 1: stopped: rank 0 failed to start (see its error)\n")
+			return 1
+		}
+		if rank > 1 {
+			return waitForSignal()
+		}
+		signal.Ignore(syscall.SIGTERM)
+		time.Sleep(400 * time.Millisecond)
+		os.Stderr.WriteString("fer train: rank 0: disk full\n")
+		return 1
 	case "ok":
 		return 0
 	}
@@ -216,7 +231,8 @@ func TestOutputPrefixes(t *testing.T) {
 	if !strings.Contains(stdout.String(), "epoch 1 [  ] 0%\repoch 1 [##] 100%\nbest 0.5\n") {
 		t.Errorf("rank 0's output changed: %q", stdout)
 	}
-	wantErr := []string{"rank 1: an error line", "rank 1: last words", "rank 2: an error line", "rank 2: last words", "warning from rank 0"}
+	wantErr := []string{"fer train: rank 1: named already", "fer train: rank 2: named already",
+		"rank 1: an error line", "rank 1: last words", "rank 2: an error line", "rank 2: last words", "warning from rank 0"}
 	if got := lines(stderr.String()); !reflect.DeepEqual(got, wantErr) {
 		t.Errorf("stderr lines\n%q\nwant\n%q", got, wantErr)
 	}
@@ -245,6 +261,19 @@ func TestFailedWorkerStopsTheOthers(t *testing.T) {
 	}
 	if took > 4*time.Second {
 		t.Errorf("the job took %v to stop; the others should stop at once", took)
+	}
+}
+
+// TestFailureCascade: a rank that fails on its own while the job stops is
+// named too, since the first rank to exit may only report another's
+// failure.
+func TestFailureCascade(t *testing.T) {
+	j, _, _, stderr := job(t, 3, "cascade")
+	err := Run(j)
+	want := "rank 1 exited with status 1; its last error line: fer train: rank 1: stopped: rank 0 failed to start (see its error)" +
+		" (rank 0 exited with status 1; its last error line: fer train: rank 0: disk full)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant  %s\n%s", err, want, stderr)
 	}
 }
 

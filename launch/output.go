@@ -95,12 +95,20 @@ func (c *lineCopier) flush() {
 		return
 	}
 	c.mu.Lock()
-	if !c.started && c.prefix != "" && !bytes.HasPrefix(c.pending, []byte(c.prefix)) {
+	if !c.started && c.prefix != "" && !namesRank(c.pending, c.prefix) {
 		io.WriteString(c.out, c.prefix)
 	}
 	c.out.Write(c.pending)
 	c.mu.Unlock()
 	c.pending = c.pending[:0]
+}
+
+// namesRank reports whether line says which rank wrote it already: it
+// starts with prefix ("rank 1: "), or has it after a short lead, as fer's
+// errors have ("fer train: rank 1: ...").
+func namesRank(line []byte, prefix string) bool {
+	i := bytes.Index(line, []byte(prefix))
+	return i == 0 || (i > 0 && i <= 32 && bytes.HasSuffix(line[:i], []byte(": ")))
 }
 
 func (c *lineCopier) track(p []byte) {
