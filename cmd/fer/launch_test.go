@@ -15,6 +15,7 @@ import (
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/dist"
 	"github.com/fertorch/fertorch/train"
+	"gopkg.in/yaml.v3"
 )
 
 // TestLaunchUsageErrors: a --nproc-per-node that cannot work exits with 2
@@ -207,6 +208,74 @@ func TestLauncherEnvironmentParses(t *testing.T) {
 		want := dist.Env{Rank: rank, WorldSize: 3, LocalRank: rank, LocalWorldSize: 3, MasterAddr: "127.0.0.1", MasterPort: 29400, UseAgentStore: true}
 		if err != nil || !ok || env != want {
 			t.Errorf("rank %d: %+v, %v, %v; want %+v", rank, env, ok, err, want)
+		}
+	}
+}
+
+// TestPyTorchJobManifest: deploy/pytorchjob.yaml runs one fer train per pod
+// (one GPU each) with the same flags on the Master and the Workers, in the
+// container the training-operator gives the contract to, and fer train
+// accepts those flags.
+func TestPyTorchJobManifest(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/pytorchjob.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var job struct {
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
+		Spec       struct {
+			Replicas map[string]struct {
+				Replicas int `yaml:"replicas"`
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Name       string   `yaml:"name"`
+							Image      string   `yaml:"image"`
+							Command    []string `yaml:"command"`
+							Args       []string `yaml:"args"`
+							WorkingDir string   `yaml:"workingDir"`
+							Resources  struct {
+								Limits map[string]string `yaml:"limits"`
+							} `yaml:"resources"`
+						} `yaml:"containers"`
+					} `yaml:"spec"`
+				} `yaml:"template"`
+			} `yaml:"pytorchReplicaSpecs"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(raw, &job); err != nil {
+		t.Fatal(err)
+	}
+	if job.APIVersion != "kubeflow.org/v1" || job.Kind != "PyTorchJob" || len(job.Spec.Replicas) != 2 {
+		t.Fatalf("%s %s with replica sets %v", job.APIVersion, job.Kind, job.Spec.Replicas)
+	}
+	var args []string
+	for _, role := range []string{"Master", "Worker"} {
+		spec, ok := job.Spec.Replicas[role]
+		if !ok || len(spec.Template.Spec.Containers) != 1 {
+			t.Fatalf("%s: want one container", role)
+		}
+		c := spec.Template.Spec.Containers[0]
+		if c.Name != "pytorch" || !reflect.DeepEqual(c.Command, []string{"fer", "train"}) || c.Resources.Limits["nvidia.com/gpu"] != "1" || c.WorkingDir != "/work" {
+			t.Errorf("%s: container %q runs %q with %v GPUs in %q", role, c.Name, c.Command, c.Resources.Limits["nvidia.com/gpu"], c.WorkingDir)
+		}
+		if args == nil {
+			args = c.Args
+		} else if !reflect.DeepEqual(args, c.Args) {
+			t.Errorf("the Worker's flags %q differ from the Master's %q", c.Args, args)
+		}
+	}
+	if job.Spec.Replicas["Master"].Replicas != 1 {
+		t.Errorf("%d Masters, want 1 (rank 0)", job.Spec.Replicas["Master"].Replicas)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(append(append([]string{"train"}, args...), "--print-config"), &stdout, &stderr); code != 0 {
+		t.Errorf("fer train %s: exit %d: %s", strings.Join(args, " "), code, stderr.String())
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--"+nprocFlag) {
+			t.Errorf("the manifest gives %s, which fer refuses where WORLD_SIZE is set", a)
 		}
 	}
 }
