@@ -259,8 +259,10 @@ func needTorchrun(t *testing.T) {
 }
 
 // TestDistributedTraining trains the same short run on one process, on 2
-// processes started by fer train --nproc-per-node, by torchrun, and by two
-// torchrun agents as two nodes on loopback, and checks that all end with
+// processes started by fer train --nproc-per-node (fer hosts the store), by
+// torchrun --standalone (c10d rendezvous; rank 0 hosts the store), and by two
+// torchrun agents as two nodes on loopback (static rendezvous; the agent of
+// node 0 hosts the store), and checks that all end with
 // the weights and history of the one process (within 1e-5); then the
 // faults: a killed worker under torchrun --max_restarts 1 (the job resumes
 // from last.safetensors by itself and ends as the uninterrupted 2-process
@@ -301,7 +303,7 @@ func TestDistributedTraining(t *testing.T) {
 	t.Run("torchrun", func(t *testing.T) {
 		needTorchrun(t)
 		out, logs := filepath.Join(dir, "torchrun"), filepath.Join(dir, "torchrun-logs")
-		s := start(t, dir, nil, torchrun, append(torchrunFlags(logs), append([]string{"--nproc_per_node", "2", "--master_port", strconv.Itoa(freePort(t)), fer}, distArgs(layout, out)...)...)...)
+		s := start(t, dir, nil, torchrun, append(torchrunFlags(logs), append([]string{"--nproc_per_node", "2", "--standalone", fer}, distArgs(layout, out)...)...)...)
 		if code := s.wait(t, 5*time.Minute); code != 0 {
 			t.Fatalf("exit %d:\n%s", code, s.output())
 		}
