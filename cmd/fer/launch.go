@@ -28,7 +28,7 @@ Several processes: --nproc-per-node N starts N copies of fer train on this
 machine (one per GPU with --device cuda) and hosts their rendezvous store, as
 torchrun --standalone does. Under torchrun or a Kubernetes PyTorchJob,
 fer train reads RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT
-itself; after a restart (torchrun --max-restarts) it resumes from the run
+itself; after a restart (torchrun --max_restarts) it resumes from the run
 folder's last.safetensors. --batch-size is the global batch either way, so a
 config trains the same run on one process or many.
 `

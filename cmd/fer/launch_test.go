@@ -67,7 +67,7 @@ func TestTrainHelpExplainsLaunching(t *testing.T) {
 	if code := run([]string{"train", "--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"--nproc-per-node int", "start this many training processes on this machine", "--batch-size is the global batch", "torchrun --max-restarts"} {
+	for _, want := range []string{"--nproc-per-node int", "start this many training processes on this machine", "--batch-size is the global batch", "torchrun --max_restarts"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("fer train --help lacks %q:\n%s", want, stderr.String())
 		}
