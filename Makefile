@@ -115,7 +115,7 @@ fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './build/*')
 
 # Packages that do not use libtorch also run under the race detector.
-PURE_DIRS := data checkpoint torch/tensorfile train/metrics train/plot internal/atomicfile internal/choice
+PURE_DIRS := data checkpoint launch torch/tensorfile train/metrics train/plot internal/atomicfile internal/choice
 PURE_PKGS = $(foreach d,$(PURE_DIRS),$(if $(wildcard $(d)/*.go),./$(d)/...))
 
 test: deps $(SHIM) vet

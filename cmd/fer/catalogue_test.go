@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/jpeg"
 	"image/png"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +28,7 @@ import (
 type badInput struct {
 	Name string `yaml:"name"`
 	// Area groups the cases: legend, images, weights, checkpoints,
-	// config, flags, signals, disk.
+	// config, flags, signals, disk, distributed.
 	Area string `yaml:"area"`
 	// Files are written into the case's folder first: name -> spec (see
 	// makeFixture).
@@ -48,6 +49,10 @@ type badInput struct {
 	// Signal (TERM or INT) is sent once the file When exists.
 	Signal string `yaml:"signal"`
 	When   string `yaml:"when"`
+	// Env are environment variables set for the command.
+	Env map[string]string `yaml:"env"`
+	// MaxSeconds, when set, is how long the command may take.
+	MaxSeconds float64 `yaml:"max_seconds"`
 	// Disk runs the command with a tmpfs of this many KiB mounted at
 	// {tmp}/small (root only; the case is skipped elsewhere). What the
 	// tmpfs holds when the command ends is listed into {tmp}/small.txt,
@@ -90,9 +95,16 @@ func TestBadInputCatalogue(t *testing.T) {
 		t.Fatalf("fixture run: exit %d\n%s%s", code, out, errs)
 	}
 	image, _ := filepath.Glob(filepath.Join(layout, "valid", "*", "*"))
+	// A port that a test holds, and one that nobody listens on.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	vars := map[string]string{
 		"{src}": src, "{layout}": layout, "{run}": run, "{image}": image[0],
 		"{ckpt}": filepath.Join(run, "best.safetensors"), "{last}": filepath.Join(run, "last.safetensors"),
+		"{busyport}": strconv.Itoa(busy.Addr().(*net.TCPAddr).Port), "{freeport}": strconv.Itoa(freePort(t)),
 	}
 	root := os.Geteuid() == 0
 	var privateMounts error
@@ -145,6 +157,13 @@ func TestBadInputCatalogue(t *testing.T) {
 				cmd = exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", script, "sh", fer}, args...)...)
 			}
 			cmd.Dir = tmp
+			if len(c.Env) > 0 {
+				cmd.Env = os.Environ()
+				for k, v := range c.Env {
+					cmd.Env = append(cmd.Env, k+"="+expand(v))
+				}
+			}
+			began := time.Now()
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {
@@ -173,6 +192,9 @@ func TestBadInputCatalogue(t *testing.T) {
 				code = ee.ExitCode()
 			} else if err != nil {
 				t.Fatal(err)
+			}
+			if took := time.Since(began); c.MaxSeconds > 0 && took.Seconds() > c.MaxSeconds {
+				t.Errorf("took %v, want at most %gs", took, c.MaxSeconds)
 			}
 			first, _, _ := strings.Cut(stderr.String(), "\n")
 			if code != c.Exit || !strings.HasPrefix(first, expand(c.Stderr)) || !strings.Contains(first, expand(c.StderrHas)) ||

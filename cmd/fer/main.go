@@ -114,7 +114,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "fer %s: %v (see 'fer %s --help')\n", c.name, err, c.name)
 			return 2
 		case errors.As(err, &ee):
-			fmt.Fprintf(stderr, "fer %s: %v\n", c.name, err)
+			if ee.err != nil {
+				fmt.Fprintf(stderr, "fer %s: %v\n", c.name, err)
+			}
 			return ee.code
 		default:
 			fmt.Fprintf(stderr, "fer %s: %v\n", c.name, err)

@@ -70,11 +70,17 @@ func (it *interrupt) wrap(err error) error {
 	return err
 }
 
-// exitError is an error with its own exit status.
+// exitError is an error with its own exit status; without err the command
+// exits with the status and says nothing more (what went wrong was said).
 type exitError struct {
 	code int
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }

@@ -22,8 +22,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	printConfig := fs.Bool("print-config", false, "print the effective config as YAML and exit")
 	progress := fs.String("progress", "auto", "progress bars: auto (on a terminal), on or off")
 	distTimeout := fs.Duration("dist-timeout", 30*time.Minute, "distributed runs: how long the rendezvous and every collective may wait for the other ranks")
+	nproc := fs.Int(nprocFlag, 1, "start this many training processes on this machine (one per GPU with CUDA); see below")
 	cfg := train.DefaultConfig()
 	train.RegisterFlags(fs, &cfg)
+	usage := fs.Usage
+	fs.Usage = func() { usage(); fmt.Fprint(stderr, distHelp) }
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,7 +49,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		var refused []string
 		fs.Visit(func(f *pflag.Flag) {
 			switch {
-			case f.Name == "resume" || f.Name == "progress" || f.Name == "dist-timeout":
+			case f.Name == "resume" || f.Name == "progress" || f.Name == "dist-timeout" || f.Name == nprocFlag:
 			case allowed[f.Name]:
 				opts.Overrides = append(opts.Overrides, f.Name)
 			default:
@@ -67,9 +70,35 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if fs.Changed(nprocFlag) {
+		if err := checkLaunch(*nproc, cfg.Train.Device, os.Getenv); err != nil {
+			return err
+		}
+		if *distTimeout <= 0 {
+			return usagef("--dist-timeout %v must be positive", *distTimeout)
+		}
+		return launchTrain(*nproc, args, *distTimeout, stdout, stderr)
+	}
+	if *resume == "" {
+		// A job that torchrun restarted continues from its last checkpoint.
+		dir, ok, err := elasticResume(os.Getenv, cfg.Output)
+		if err != nil {
+			return err
+		}
+		if ok {
+			opts.Resume = dir
+			fs.Visit(func(f *pflag.Flag) {
+				for _, name := range train.ResumeFlags {
+					if f.Name == name {
+						opts.Overrides = append(opts.Overrides, name)
+					}
+				}
+			})
+		}
+	}
 	// One rank of a distributed run (torchrun's environment) joins its
 	// job first; until then a signal ends the process as usual.
-	job, err := joinJob(fs, cfg, *resume, *distTimeout)
+	job, err := joinJob(fs, cfg, opts.Resume, *distTimeout)
 	if err != nil {
 		return err
 	}
