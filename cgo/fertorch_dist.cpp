@@ -16,6 +16,7 @@
 #include "fertorch_internal.hpp"
 
 #include <cstdlib>
+#include <dlfcn.h>
 #include <string>
 
 #ifndef FER_WITH_DIST
@@ -442,6 +443,28 @@ struct ReducerState {
 
 }  // namespace
 
+namespace {
+
+// quiet_c10d_logging keeps libtorch's own log lines (c10d's "W... socket.cpp"
+// and "E..." lines, glog's "Logging before InitGoogleLogging") off stderr:
+// every failure they describe reaches the caller as this unit's error, so a
+// user sees one line. The level is a global of libc10 (glog's minloglevel in
+// builds that use glog, c10's own otherwise), found by name because which
+// one exists depends on the build. TORCH_CPP_LOG_LEVEL, PyTorch's own
+// setting, keeps libtorch's logging as configured.
+void quiet_c10d_logging() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (std::getenv("TORCH_CPP_LOG_LEVEL") != nullptr) return;
+    const int fatal_only = 3;
+    for (const char* name : {"_ZN3fLI17FLAGS_minloglevelE", "FLAGS_minloglevel"}) {
+      if (auto* level = static_cast<int*>(dlsym(RTLD_DEFAULT, name))) *level = fatal_only;
+    }
+  });
+}
+
+}  // namespace
+
 struct fer_dist_reducer_s {
   std::shared_ptr<ReducerState> state;
   std::vector<unsigned> hooks;
@@ -456,6 +479,7 @@ int fer_dist_has_nccl(void) { return FER_DIST_NCCL; }
 char* fer_dist_store_serve(const char* host, int port, int world_size, int64_t timeout_ms, fer_dist_store* out,
                            int* out_port) {
   FER_DIST_TRY
+  quiet_c10d_logging();
   if (out == nullptr || out_port == nullptr) throw std::invalid_argument("null output");
   if (host == nullptr) throw std::invalid_argument("null host");
   if (port < 0 || port > 65535) throw std::invalid_argument("port " + std::to_string(port) + " out of range");
@@ -487,6 +511,7 @@ char* fer_dist_init(const char* master_addr, int master_port, int rank, int worl
                     const char* store_prefix, const char* ifname, int device_type, int device_index,
                     int64_t timeout_ms, fer_dist_group* out) {
   FER_DIST_TRY
+  quiet_c10d_logging();
   if (out == nullptr) throw std::invalid_argument("null output");
   if (master_addr == nullptr || *master_addr == '\0') throw std::invalid_argument("empty master address");
   if (master_port < (host_store ? 0 : 1) || master_port > 65535) {
