@@ -158,7 +158,7 @@ bench-train: build
 bench-serve: build
 	$(GO) run ./bench/serve
 
-bench-dist: $(SHIM)
+bench-dist: build
 	$(GO) run ./bench/dist
 
 demo: build

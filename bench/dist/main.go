@@ -4,6 +4,7 @@
 // run:
 //
 //	go run ./bench/dist [-ranks 2] [-rounds 3] [-repeats 2] [-results bench/RESULTS.md]
+//	                    [-train-repeats 2] [-train-epochs 3] [-fer build/fer]
 //
 // Each side runs as -ranks processes on loopback (this program re-executes
 // itself as fertorch's ranks) and all-reduces (sum) a VGG16-sized gradient
@@ -13,6 +14,9 @@
 // both filling the buckets and copying the sums into .grad.
 // Throughput is the gradient's bytes over the time (algorithm bandwidth).
 // The two sides alternate -repeats times; each keeps its best round.
+//
+// It then measures data-parallel training: the same fer train job as one
+// process of 2 threads and as 2 processes of 1 thread (scaling.go).
 package main
 
 import (
@@ -137,6 +141,9 @@ func run() error {
 	rounds := flag.Int("rounds", 3, "timed rounds per job (best kept)")
 	repeats := flag.Int("repeats", 2, "jobs per side, alternating fertorch and PyTorch")
 	results := flag.String("results", "bench/RESULTS.md", "results file whose section to update (\"\": print only)")
+	trainRepeats := flag.Int("train-repeats", 2, "training-scaling jobs per setup (0: skip the training measurement)")
+	trainEpochs := flag.Int("train-epochs", 3, "epochs of each training-scaling job")
+	fer := flag.String("fer", "build/fer", "the fer binary for the training measurement")
 	flag.Parse()
 	if err := dist.Available(); err != nil {
 		return err
@@ -208,7 +215,13 @@ func run() error {
 	fmt.Fprintf(&b, "| one tensor | %.3f | %.2f | %.3f | %.2f | %.2f |\n", f.one, gb/f.one, p.one, gb/p.one, p.one/f.one)
 	fmt.Fprintf(&b, "| %d MiB buckets | %.3f | %.2f | %.3f | %.2f | %.2f |\n", bucketBytes>>20, f.buckets, gb/f.buckets, p.buckets, gb/p.buckets, p.buckets/f.buckets)
 	b.WriteString("\n")
-	return benchdoc.Publish(*results, sectionTitle, b.String())
+	if err := benchdoc.Publish(*results, sectionTitle, b.String()); err != nil {
+		return err
+	}
+	if *trainRepeats == 0 {
+		return nil
+	}
+	return trainScaling(*fer, *trainRepeats, *trainEpochs, *results)
 }
 
 // worker is one of fertorch's ranks.
