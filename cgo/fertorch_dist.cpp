@@ -427,7 +427,13 @@ struct ReducerState {
                                  " received a second gradient before Finish (one backward per Prepare/Finish)");
       }
       if (!grad.defined()) return;
-      slice(i).copy_(grad.reshape({-1}));
+      // The bucket takes the gradient .grad will hold after this backward:
+      // what earlier backwards of the step accumulated (gradient
+      // accumulation) plus this one's.
+      at::Tensor flat = slice(i);
+      flat.copy_(grad.reshape({-1}));
+      const at::Tensor& acc = params[i].grad();
+      if (acc.defined()) flat.add_(acc.reshape({-1}));
       s.ready = true;
       buckets[s.bucket].pending--;
       launch_ready();
@@ -746,11 +752,17 @@ char* fer_dist_reducer_finish(fer_dist_reducer r) {
   st.active = false;
   if (!st.error.empty()) throw std::runtime_error("in a gradient hook: " + st.error);
   at::NoGradGuard no_grad;
-  // Parameters that got no gradient count as zeros.
+  // Parameters that got no gradient in this backward contribute what they
+  // hold (earlier backwards' accumulation), or zeros.
   for (size_t b = st.next_bucket; b < st.buckets.size(); b++) {
     for (size_t i : st.buckets[b].params) {
       if (!st.slots[i].ready) {
-        st.slice(i).zero_();
+        const at::Tensor& acc = st.params[i].grad();
+        if (acc.defined()) {
+          st.slice(i).copy_(acc.reshape({-1}));
+        } else {
+          st.slice(i).zero_();
+        }
         st.slots[i].ready = true;
       }
     }

@@ -150,6 +150,11 @@ type TrainConfig struct {
 	// SyncBatchNorm); without it each rank normalises with its own share's
 	// statistics, as DistributedDataParallel does by default.
 	SyncBN bool `yaml:"sync_bn"`
+	// Accumulate splits every step's batch (each rank's share of it) into
+	// this many micro-batches whose gradients add up before one optimizer
+	// step: a large batch on a small GPU, with the large batch's update
+	// (batch norm sees the micro-batches). 0 and 1 mean none.
+	Accumulate int `yaml:"accumulate"`
 }
 
 // DefaultConfig returns the seed tutorial's settings: VGG16 at 224x224 with
@@ -171,7 +176,7 @@ func DefaultConfig() Config {
 			Epochs: 10, BatchSize: 64, Optimizer: Adam, LR: 1e-3, AdamEps: 1e-7,
 			ClassWeights: true, ClassWeightCap: 3, LossNormalization: KerasLoss,
 			Schedule: ScheduleNone, StepEpochs: 5, StepGamma: 0.1, PlateauPatience: 2, PlateauFactor: 0.1,
-			OneCyclePctStart: 0.3, OneCycleDivFactor: 25, OneCycleFinalDivFactor: 1e4,
+			Accumulate: 1, OneCyclePctStart: 0.3, OneCycleDivFactor: 25, OneCycleFinalDivFactor: 1e4,
 			OneCycleMomentum: true, OneCycleMomentumRange: [2]float64{0.85, 0.95},
 			BestMetric: ValAccuracy, Seed: 42, Device: torch.DeviceAuto, Precision: FP32,
 			EpochCheckpoints: true,
@@ -269,6 +274,7 @@ func (c Config) Validate() error {
 	check(t.StepEpochs >= 1, "train.step_epochs %d must be at least 1", t.StepEpochs)
 	check(t.StepGamma > 0 && t.StepGamma <= 1, "train.step_gamma %g is outside (0, 1]", t.StepGamma)
 	check(t.PlateauFactor > 0 && t.PlateauFactor < 1, "train.plateau_factor %g is outside (0, 1)", t.PlateauFactor)
+	check(t.Accumulate >= 0 && t.Accumulate <= t.BatchSize, "train.accumulate %d must be from 1 to the batch size %d", t.Accumulate, t.BatchSize)
 	check(t.WarmupEpochs >= 0, "train.warmup_epochs %g is negative", t.WarmupEpochs)
 	check(t.WarmupEpochs == 0 || t.Schedule != ScheduleOneCycle, "train.warmup_epochs %g: the one-cycle schedule warms up over one_cycle_pct_start of the run instead", t.WarmupEpochs)
 	check(t.OneCyclePctStart > 0 && t.OneCyclePctStart < 1, "train.one_cycle_pct_start %g is outside (0, 1)", t.OneCyclePctStart)

@@ -308,6 +308,22 @@ func TestTwoRanksTrainAsOneProcess(t *testing.T) {
 		t.Errorf("parameters after 5 steps differ by %.3g > 1e-5", d)
 	}
 	checkSameValidation(t, single.Output, two.Output)
+
+	// Gradient accumulation on 2 ranks (2 micro-batches of 4 images per
+	// rank): the micro-batches' gradients add up in .grad and the last
+	// backward's Reducer sums them across ranks.
+	acc := single
+	acc.Output, acc.Train.Accumulate = filepath.Join(dir, "accumulate"), 2
+	for r, out := range runRanks(t, 2, acc, "train") {
+		if e := reportOf(out, "error"); e != "<nil>" {
+			t.Fatalf("accumulate, rank %d: %s", r, e)
+		}
+	}
+	d = maxDiff(t, epoch1(single.Output), epoch1(acc.Output))
+	t.Logf("vgg16, 5 steps: max abs parameter difference 2 ranks x 2 micro-batches vs 1 process %.3g", d)
+	if d > 1e-5 {
+		t.Errorf("with accumulation, parameters after 5 steps differ by %.3g > 1e-5", d)
+	}
 }
 
 // checkSameValidation compares two runs' validation reports and history.

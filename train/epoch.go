@@ -170,7 +170,7 @@ func (r *run) step(scope *torch.Scope, b *data.Batch) (StepResult, error) {
 	if err != nil {
 		return StepResult{}, err
 	}
-	if r.group == nil {
+	if r.group == nil && r.cfg.Train.Accumulate <= 1 {
 		return r.stepper.TrainStep(x, y)
 	}
 	return r.stepper.TrainShardStep(x, y, r.denominator(b))

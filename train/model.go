@@ -138,6 +138,7 @@ func (r *run) buildModel(resume *LoadedCheckpoint) error {
 	if err != nil {
 		return err
 	}
+	r.stepper.Accumulate = c.Train.Accumulate
 	s := int64(c.Model.InputSize)
 	r.staging, err = NewStaging(r.dev, []int64{int64(c.Train.BatchSize), 3, s, s})
 	return err

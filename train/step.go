@@ -101,8 +101,14 @@ type Stepper struct {
 	Scaler *optim.GradScaler
 	// Sync, when set, sums the gradients across ranks between backward and
 	// the optimizer step.
-	Sync   GradSync
-	params []*torch.Tensor
+	Sync GradSync
+	// Accumulate splits a step's batch into this many micro-batches whose
+	// gradients add up before the one optimizer step (gradient
+	// accumulation: the memory of a micro-batch, the update of the whole
+	// batch; batch norm sees micro-batches). 0 or 1: none. It needs the
+	// loss denominator of TrainShardStep.
+	Accumulate int
+	params     []*torch.Tensor
 }
 
 // NewStepper prepares a Stepper; params are the trainable parameters the
@@ -170,6 +176,9 @@ func (s *Stepper) TrainShardStep(x, y *torch.Tensor, denominator float64) (StepR
 }
 
 func (s *Stepper) trainStep(x, y *torch.Tensor, denominator float64) (StepResult, error) {
+	if s.Accumulate > 1 {
+		return s.accumulatedStep(x, y, denominator)
+	}
 	var r StepResult
 	logits, err := s.forward(x)
 	if err != nil {
@@ -222,6 +231,98 @@ func (s *Stepper) trainStep(x, y *torch.Tensor, denominator float64) (StepResult
 	}
 	r.Correct, err = countCorrect(logits, y)
 	return r, err
+}
+
+// accumulatedStep is one optimisation step over Accumulate micro-batches
+// of x: each one's loss is its part of the batch's (ShardLoss over the
+// batch's denominator), their gradients accumulate in .grad, and only the
+// last backward runs inside Sync's Prepare/Finish, which sums what .grad
+// holds across ranks. The result's Loss and Correct are the batch's.
+func (s *Stepper) accumulatedStep(x, y *torch.Tensor, denominator float64) (StepResult, error) {
+	var r StepResult
+	if !(denominator > 0) {
+		return r, fmt.Errorf("gradient accumulation needs the batch's loss denominator, got %g", denominator)
+	}
+	n := x.Shape()[0]
+	parts := min(int64(s.Accumulate), n)
+	if err := s.Optimizer.ZeroGrad(); err != nil {
+		return r, err
+	}
+	var lossSum, correctSum *torch.Tensor
+	for k, off := int64(0), int64(0); k < parts; k++ {
+		size := n / parts
+		if k < n%parts {
+			size++
+		}
+		xk, err := x.Narrow(0, off, size)
+		if err != nil {
+			return r, err
+		}
+		yk, err := y.Narrow(0, off, size)
+		if err != nil {
+			return r, err
+		}
+		off += size
+		logits, err := s.forward(xk)
+		if err != nil {
+			return r, err
+		}
+		loss, err := s.Loss.ShardLoss(logits, yk, denominator)
+		if err != nil {
+			return r, fmt.Errorf("loss: %w", err)
+		}
+		backward := loss
+		if s.Scaler != nil {
+			if backward, err = s.Scaler.ScaleLoss(loss); err != nil {
+				return r, err
+			}
+		}
+		last := k == parts-1
+		if last && s.Sync != nil {
+			if err := s.Sync.Prepare(); err != nil {
+				return r, fmt.Errorf("gradient sync: %w", err)
+			}
+		}
+		if err := backward.Backward(); err != nil {
+			return r, fmt.Errorf("backward of micro-batch %d of %d: %w", k+1, parts, err)
+		}
+		if last && s.Sync != nil {
+			if err := s.Sync.Finish(); err != nil {
+				return r, fmt.Errorf("gradient sync: %w", err)
+			}
+		}
+		detached, err := loss.Detach()
+		if err != nil {
+			return r, err
+		}
+		correct, err := countCorrect(logits, yk)
+		if err != nil {
+			return r, err
+		}
+		if lossSum == nil {
+			lossSum, correctSum = detached, correct
+		} else {
+			if lossSum, err = lossSum.Add(detached); err != nil {
+				return r, err
+			}
+			if correctSum, err = correctSum.Add(correct); err != nil {
+				return r, err
+			}
+		}
+	}
+	var err error
+	if s.Scaler != nil {
+		if r.Stepped, err = s.Scaler.Step(s.Optimizer, s.params); err != nil {
+			return r, fmt.Errorf("optimizer step: %w", err)
+		}
+	} else {
+		if err := s.Optimizer.Step(); err != nil {
+			return r, fmt.Errorf("optimizer step: %w", err)
+		}
+		r.Stepped = true
+	}
+	r.Loss, r.Correct = lossSum, correctSum
+	return r, nil
 }
 
 // countCorrect is the number of rows whose argmax equals the label.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/optim"
 	"github.com/fertorch/fertorch/vision"
 )
 
@@ -163,4 +164,97 @@ func TestBF16AutocastOnCPU(t *testing.T) {
 		t.Error("bf16 autocast gave bit-identical logits: autocast did not run")
 	}
 	t.Logf("max abs diff of logits, fp32 vs bf16 autocast: %.3g (largest logit %.3g)", worst, scale)
+}
+
+// TestAccumulationEqualsTheLargeBatch trains two copies of a small VGG16
+// (no batch norm, no dropout) for three SGD steps on the same class-weighted
+// batch of 16: one in a single pass, one in micro-batches (4 of 4 images,
+// and 3 uneven ones). The parameters must agree within 1e-5, and the
+// reported loss and correct count must be the whole batch's.
+func TestAccumulationEqualsTheLargeBatch(t *testing.T) {
+	scope := torch.NewScope()
+	defer scope.Close()
+	if err := torch.ManualSeed(11); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := scope.Own(torch.Randn([]int64{16, 3, 32, 32}, torch.Options{}))
+	labels := []int64{0, 1, 2, 3, 0, 0, 1, 2, 0, 0, 0, 3, 1, 0, 2, 0}
+	y, _ := scope.Own(torch.FromInt64s(labels, 16))
+	w, _ := scope.Own(torch.FromFloat32s([]float32{1, 2.5, 3, 1.5}, 4))
+	build := func(accumulate int, keras bool) (*vision.VGG16, *Stepper) {
+		t.Helper()
+		if err := torch.ManualSeed(5); err != nil {
+			t.Fatal(err)
+		}
+		m, err := vision.NewVGG16(vision.VGG16Config{InputSize: 32, NumClasses: 4, Hidden: 16, Dropout: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt, err := optim.NewSGD([]optim.Group{{Params: m.Parameters(), LR: 0.05}}, optim.SGDOptions{Momentum: 0.9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewStepper(m, opt, LossConfig{ClassWeights: w, KerasNormalization: keras}, torch.CPU(), FP32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Accumulate = accumulate
+		return m, s
+	}
+	for _, keras := range []bool{true, false} {
+		denominator := 16.0
+		if !keras {
+			denominator = 0
+			for _, l := range labels {
+				denominator += []float64{1, 2.5, 3, 1.5}[l]
+			}
+		}
+		ref, refStep := build(1, keras)
+		var refLoss, refCorrect []float64
+		for range 3 {
+			res, err := refStep.TrainStep(x, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, _ := res.Loss.Item()
+			k, _ := res.Correct.Item()
+			refLoss, refCorrect = append(refLoss, l), append(refCorrect, k)
+		}
+		for _, parts := range []int{4, 3} {
+			m, s := build(parts, keras)
+			for step := range 3 {
+				res, err := s.TrainShardStep(x, y, denominator)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, _ := res.Loss.Item()
+				if math.Abs(l-refLoss[step]) > 1e-5*math.Max(1, math.Abs(refLoss[step])) {
+					t.Errorf("keras=%v, %d micro-batches, step %d: loss %.7f, the whole batch's %.7f", keras, parts, step+1, l, refLoss[step])
+				}
+				if k, _ := res.Correct.Item(); k != refCorrect[step] {
+					t.Errorf("keras=%v, %d micro-batches, step %d: %g correct, the whole batch %g", keras, parts, step+1, k, refCorrect[step])
+				}
+			}
+			worst := 0.0
+			for i, p := range m.Parameters() {
+				a, _ := p.Tensor.Float32s()
+				b, _ := ref.Parameters()[i].Tensor.Float32s()
+				for j := range a {
+					worst = math.Max(worst, math.Abs(float64(a[j]-b[j])))
+				}
+			}
+			t.Logf("keras=%v, %d micro-batches: max abs parameter difference after 3 steps %.3g", keras, parts, worst)
+			if worst > 1e-5 {
+				t.Errorf("keras=%v, %d micro-batches: parameters differ from the whole batch's by %.3g (> 1e-5)", keras, parts, worst)
+			}
+			m.Free()
+		}
+		ref.Free()
+	}
+	// Accumulation without the batch's denominator is refused.
+	m, s := build(2, true)
+	defer m.Free()
+	if _, err := s.TrainStep(x, y); err == nil || err.Error() != "gradient accumulation needs the batch's loss denominator, got 0" {
+		t.Errorf("TrainStep with Accumulate 2: %v", err)
+	}
 }

@@ -265,7 +265,22 @@ func reducerWorker(t *testing.T, _ string, env dist.Env) {
 		t.Errorf("Finish after two backwards: %v", err)
 	}
 
-	for step, scale := range []float32{1, 10} {
+	// Steps as training runs them: gradients zeroed, then one backward
+	// inside Prepare/Finish; the last step accumulates a first backward
+	// outside them (gradient accumulation), which Finish sums too.
+	for step, scale := range []float32{1, 10, 100} {
+		for _, p := range params {
+			if err := p.ZeroGrad(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		factor := scale
+		if step == 2 {
+			if err := lossOf(1).Backward(); err != nil {
+				t.Fatalf("Backward outside Prepare/Finish: %v", err)
+			}
+			factor++
+		}
 		if err := red.Prepare(); err != nil {
 			t.Fatalf("Prepare: %v", err)
 		}
@@ -278,7 +293,7 @@ func reducerWorker(t *testing.T, _ string, env dist.Env) {
 		for i, p := range []*torch.Tensor{p0, p1, p2} {
 			want := make([]float32, p.Numel())
 			for j := range want {
-				want[j] = scale * float32(i*10+j+1) * s
+				want[j] = factor * float32(i*10+j+1) * s
 			}
 			gr, err := p.Grad()
 			if err != nil {

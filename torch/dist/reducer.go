@@ -27,10 +27,12 @@ const DefaultBucketBytes = 25 << 20
 //	loss.Backward()
 //	r.Finish()    // .grad of every parameter = sum over ranks
 //
-// Finish overwrites .grad with the sum, over ranks, of the gradients of the
-// one backward since Prepare (a parameter that got none counts as zeros), so
-// divide the loss by the global denominator to get the single-process
-// gradient. A backward outside Prepare/Finish is left alone.
+// Finish overwrites .grad with the sum, over ranks, of what .grad holds
+// after the one backward since Prepare: that backward's gradient plus what
+// earlier backwards outside Prepare/Finish accumulated (gradient
+// accumulation: run the last micro-batch's backward inside Prepare/Finish);
+// a parameter with neither counts as zeros. Divide the loss by the global
+// denominator to get the single-process gradient.
 type Reducer struct {
 	h C.fer_dist_reducer
 	g *Group
