@@ -155,6 +155,10 @@ type TrainConfig struct {
 	// step: a large batch on a small GPU, with the large batch's update
 	// (batch norm sees the micro-batches). 0 and 1 mean none.
 	Accumulate int `yaml:"accumulate"`
+	// FineTune trains the head alone (the base frozen) for this many
+	// epochs, then the configured trainable base layers too at BaseLR
+	// (fastai's fine_tune; 0: off).
+	FineTune int `yaml:"fine_tune"`
 }
 
 // DefaultConfig returns the seed tutorial's settings: VGG16 at 224x224 with
@@ -275,6 +279,8 @@ func (c Config) Validate() error {
 	check(t.StepGamma > 0 && t.StepGamma <= 1, "train.step_gamma %g is outside (0, 1]", t.StepGamma)
 	check(t.PlateauFactor > 0 && t.PlateauFactor < 1, "train.plateau_factor %g is outside (0, 1)", t.PlateauFactor)
 	check(t.Accumulate >= 0 && t.Accumulate <= t.BatchSize, "train.accumulate %d must be from 1 to the batch size %d", t.Accumulate, t.BatchSize)
+	check(t.FineTune >= 0 && t.FineTune < t.Epochs, "train.fine_tune %d must be from 0 to epochs-1 (%d): the base trains after it", t.FineTune, t.Epochs-1)
+	check(t.FineTune == 0 || strings.TrimSpace(c.Model.TrainableBaseLayers) != "0", "train.fine_tune %d unfreezes the trainable base layers after the head's epochs, but model.trainable_base_layers is 0", t.FineTune)
 	check(t.WarmupEpochs >= 0, "train.warmup_epochs %g is negative", t.WarmupEpochs)
 	check(t.WarmupEpochs == 0 || t.Schedule != ScheduleOneCycle, "train.warmup_epochs %g: the one-cycle schedule warms up over one_cycle_pct_start of the run instead", t.WarmupEpochs)
 	check(t.OneCyclePctStart > 0 && t.OneCyclePctStart < 1, "train.one_cycle_pct_start %g is outside (0, 1)", t.OneCyclePctStart)

@@ -266,12 +266,9 @@ func (r *run) joinRanks() error {
 			return true
 		})
 	}
-	red, err := g.NewReducer(r.stepper.params, gradientBucketBytes)
-	if err != nil {
-		return fmt.Errorf("gradient reducer: %w", err)
+	if err := r.newReducer(); err != nil {
+		return err
 	}
-	r.reducer = red
-	r.stepper.Sync = red
 	bn := "per-rank batch norm statistics"
 	if r.cfg.Train.SyncBN {
 		bn = fmt.Sprintf("batch norm synchronised across ranks (%d layers)", synced)
@@ -283,6 +280,25 @@ func (r *run) joinRanks() error {
 	}
 	r.printf("data-parallel on %d ranks: global batch %d, %s images per rank and step, gradients summed in %d MB buckets, %s\n",
 		r.ranks(), r.cfg.Train.BatchSize, share, gradientBucketBytes>>20, bn)
+	return nil
+}
+
+// newReducer (re)makes the gradient reducer over the parameters that train
+// now: at the start, and when a fine-tune phase changes what trains.
+func (r *run) newReducer() error {
+	if r.group == nil {
+		return nil
+	}
+	if r.reducer != nil {
+		r.reducer.Free()
+		r.reducer, r.stepper.Sync = nil, nil
+	}
+	red, err := r.group.NewReducer(r.stepper.trainable(), gradientBucketBytes)
+	if err != nil {
+		return fmt.Errorf("gradient reducer: %w", err)
+	}
+	r.reducer = red
+	r.stepper.Sync = red
 	return nil
 }
 

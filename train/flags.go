@@ -77,6 +77,7 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&t.CheckpointEverySteps, "checkpoint-every", t.CheckpointEverySteps, "also save the last checkpoint every N steps inside an epoch (0: epoch ends only)")
 	fs.BoolVar(&t.EpochCheckpoints, "epoch-checkpoints", t.EpochCheckpoints, "keep one weights file per epoch")
 	fs.IntVar(&t.Threads, "threads", t.Threads, "libtorch CPU threads (0: one per core, divided among the ranks of a machine)")
+	fs.IntVar(&t.FineTune, "fine-tune", t.FineTune, "train the head alone for this many epochs, then the trainable base layers too at --base-lr (fastai's fine_tune; one-cycle runs one cycle per phase)")
 	fs.IntVar(&t.Accumulate, "accumulate", t.Accumulate, "gradient accumulation: split each batch into N micro-batches, one optimizer step per batch (the memory of batch/N images)")
 	fs.BoolVar(&t.SyncBN, "sync-bn", t.SyncBN, "distributed runs: batch norm statistics over all ranks' shares of the global batch (SyncBatchNorm) instead of each rank's own")
 

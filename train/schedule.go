@@ -28,7 +28,8 @@ type Rates struct {
 // ratesAt are the rates of the step-th optimisation step (0-based) of a
 // 0-based epoch of stepsPerEpoch steps, for groups whose configured rates
 // are bases. one-cycle follows torch.optim.lr_scheduler.OneCycleLR stepped
-// once per batch (each group's configured rate is its max_lr); the other
+// once per batch (each group's configured rate is its max_lr), one cycle
+// per --fine-tune phase; the other
 // schedules change the rate per epoch and are multiplied by the linear
 // warm-up factor min(1, (k+1)/W) over the first W = WarmupEpochs x
 // stepsPerEpoch steps of the run.
@@ -36,7 +37,9 @@ func ratesAt(t TrainConfig, st ScheduleState, bases []float64, epoch, step, step
 	k := epoch*stepsPerEpoch + step
 	r := Rates{LR: make([]float64, len(bases))}
 	if t.Schedule == ScheduleOneCycle {
-		total := t.Epochs * stepsPerEpoch
+		first, end := t.phaseSpan(epoch)
+		k -= first * stepsPerEpoch
+		total := (end - first) * stepsPerEpoch
 		for g, base := range bases {
 			r.LR[g], r.Momentum = oneCycleAt(t, base, k, total)
 		}

@@ -216,7 +216,7 @@ func (s *Stepper) trainStep(x, y *torch.Tensor, denominator float64) (StepResult
 		}
 	}
 	if s.Scaler != nil {
-		if r.Stepped, err = s.Scaler.Step(s.Optimizer, s.params); err != nil {
+		if r.Stepped, err = s.Scaler.Step(s.Optimizer, s.trainable()); err != nil {
 			return r, fmt.Errorf("optimizer step: %w", err)
 		}
 	} else {
@@ -231,6 +231,18 @@ func (s *Stepper) trainStep(x, y *torch.Tensor, denominator float64) (StepResult
 	}
 	r.Correct, err = countCorrect(logits, y)
 	return r, err
+}
+
+// trainable is the optimizer's parameters that train now (a fine-tune
+// phase may have frozen some since NewStepper).
+func (s *Stepper) trainable() []*torch.Tensor {
+	var ts []*torch.Tensor
+	for _, p := range s.params {
+		if p.RequiresGrad() {
+			ts = append(ts, p)
+		}
+	}
+	return ts
 }
 
 // accumulatedStep is one optimisation step over Accumulate micro-batches
@@ -312,7 +324,7 @@ func (s *Stepper) accumulatedStep(x, y *torch.Tensor, denominator float64) (Step
 	}
 	var err error
 	if s.Scaler != nil {
-		if r.Stepped, err = s.Scaler.Step(s.Optimizer, s.params); err != nil {
+		if r.Stepped, err = s.Scaler.Step(s.Optimizer, s.trainable()); err != nil {
 			return r, fmt.Errorf("optimizer step: %w", err)
 		}
 	} else {

@@ -117,6 +117,9 @@ type run struct {
 	// noFiles is set for work that must not touch the run folder
 	// (lr-find).
 	noFiles bool
+	// phaseSet and headOnlyNow say which --fine-tune phase the model is
+	// set for.
+	phaseSet, headOnlyNow bool
 }
 
 // Train runs (or resumes) training as configured and returns its history.
@@ -259,6 +262,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	res := &Result{Last: filepath.Join(c.Output, LastCheckpoint), Config: c}
 	stopped := false
 	for epoch := r.state.Epoch; epoch < c.Train.Epochs && !stopped; epoch++ {
+		if err := r.applyPhase(epoch); err != nil {
+			return nil, err
+		}
 		if r.state.Epoch != epoch {
 			r.state.Epoch, r.state.Step, r.state.Partial = epoch, 0, EpochStats{}
 		}
