@@ -18,6 +18,8 @@
 #     utilisation every 200 ms (mean/max over the timed steps)
 #   - bench/gpu/pytorch_train_bench.py, the same model and step in PyTorch
 #     eager, for the same settings, and the ratio fertorch/PyTorch
+#   - fer train as a one-rank distributed job (torchrun's variables) on a
+#     tiny synthetic layout: c10d's NCCL (Gloo on the CPU) on the device
 # OUTDIR receives gpu-check.log (every command and its output) and
 # summary.json, which is also printed at the end. The exit status is 0 when
 # every step passed, 1 when one failed (the summary says which), 2 for a
@@ -402,6 +404,10 @@ for setting in fp32 bf16 bf16-channels-last; do
   run_step "$name" 150 "$PY" "$ROOT/bench/gpu/pytorch_train_bench.py" "${common[@]}" --json "$WORK/$name.json" || true
   stop_sampler
 done
+
+# ---- distributed training with world size 1 (NCCL on a GPU, Gloo on the CPU) --
+run_step dist-train-world-size-1 150 env LD_LIBRARY_PATH="$LDPATH" \
+  "$ROOT/scripts/lib/gpu-dist-check.sh" "$FER" "$DEVICE" "$WORK/dist" || true
 
 # ---- summary -----------------------------------------------------------------
 for f in "$WORK"/*.util.csv; do

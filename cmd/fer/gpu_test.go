@@ -191,6 +191,13 @@ func TestGPUCheckDryRun(t *testing.T) {
 			fail("training %s: no ratio", key)
 		}
 	}
+	distOK := false
+	for _, st := range s.Steps {
+		distOK = distOK || (st.Name == "dist-train-world-size-1" && st.Status == "ok")
+	}
+	if !distOK {
+		fail("the one-rank distributed training step did not pass: %+v", s.Steps)
+	}
 	if pyErr == nil && (rc != 0 || !s.OK || len(s.Failures) != 0) {
 		fail("exit %d, ok %v, failures %v: want a clean dry run", rc, s.OK, s.Failures)
 	}
@@ -212,7 +219,7 @@ func TestGPUCheckRecordsFailures(t *testing.T) {
 		t.Fatalf("exit %d ok %v, want 1 and false\n%s\n%s", rc, s.OK, raw, output)
 	}
 	want := []string{"fer-version", "parity-fp32", "parity-fp32-channels-last", "train-fertorch-fp32", "train-pytorch-fp32",
-		"train-fertorch-bf16", "train-pytorch-bf16", "train-fertorch-bf16-channels-last", "train-pytorch-bf16-channels-last", "python"}
+		"train-fertorch-bf16", "train-pytorch-bf16", "train-fertorch-bf16-channels-last", "train-pytorch-bf16-channels-last", "dist-train-world-size-1", "python"}
 	failed := map[string]string{}
 	for _, st := range s.Steps {
 		if st.Status != "ok" && st.Status != "skipped-by-option" {
