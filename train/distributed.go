@@ -278,8 +278,12 @@ func (r *run) joinRanks() error {
 	if hi != lo {
 		share = fmt.Sprintf("%d-%d", lo, hi)
 	}
-	r.printf("data-parallel on %d ranks: global batch %d, %s images per rank and step, gradients summed in %d MB buckets, %s\n",
-		r.ranks(), r.cfg.Train.BatchSize, share, gradientBucketBytes>>20, bn)
+	ranks := "ranks"
+	if r.ranks() == 1 {
+		ranks = "rank"
+	}
+	r.printf("data-parallel on %d %s: global batch %d, %s images per rank and step, gradients summed in %d MiB buckets, %s\n",
+		r.ranks(), ranks, r.cfg.Train.BatchSize, share, gradientBucketBytes>>20, bn)
 	return nil
 }
 
