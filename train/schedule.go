@@ -29,10 +29,9 @@ type Rates struct {
 // 0-based epoch of stepsPerEpoch steps, for groups whose configured rates
 // are bases. one-cycle follows torch.optim.lr_scheduler.OneCycleLR stepped
 // once per batch (each group's configured rate is its max_lr), one cycle
-// per --fine-tune phase; the other
-// schedules change the rate per epoch and are multiplied by the linear
-// warm-up factor min(1, (k+1)/W) over the first W = WarmupEpochs x
-// stepsPerEpoch steps of the run.
+// per --fine-tune phase; the other schedules change the rate per epoch and
+// are multiplied by the linear warm-up factor min(1, (k+1)/W) over the
+// first W = WarmupEpochs x stepsPerEpoch steps of the run.
 func ratesAt(t TrainConfig, st ScheduleState, bases []float64, epoch, step, stepsPerEpoch int) Rates {
 	k := epoch*stepsPerEpoch + step
 	r := Rates{LR: make([]float64, len(bases))}
