@@ -159,6 +159,10 @@ type TrainConfig struct {
 	// epochs, then the configured trainable base layers too at BaseLR
 	// (fastai's fine_tune; 0: off).
 	FineTune int `yaml:"fine_tune"`
+	// EMA keeps an exponential moving average of the weights with this
+	// decay (e.g. 0.999), which validation and the saved weights use
+	// (0: off).
+	EMA float64 `yaml:"ema"`
 }
 
 // DefaultConfig returns the seed tutorial's settings: VGG16 at 224x224 with
@@ -281,6 +285,7 @@ func (c Config) Validate() error {
 	check(t.Accumulate >= 0 && t.Accumulate <= t.BatchSize, "train.accumulate %d must be from 1 to the batch size %d", t.Accumulate, t.BatchSize)
 	check(t.FineTune >= 0 && t.FineTune < t.Epochs, "train.fine_tune %d must be from 0 to epochs-1 (%d): the base trains after it", t.FineTune, t.Epochs-1)
 	check(t.FineTune == 0 || strings.TrimSpace(c.Model.TrainableBaseLayers) != "0", "train.fine_tune %d unfreezes the trainable base layers after the head's epochs, but model.trainable_base_layers is 0", t.FineTune)
+	check(t.EMA >= 0 && t.EMA < 1, "train.ema %g is outside [0, 1)", t.EMA)
 	check(t.WarmupEpochs >= 0, "train.warmup_epochs %g is negative", t.WarmupEpochs)
 	check(t.WarmupEpochs == 0 || t.Schedule != ScheduleOneCycle, "train.warmup_epochs %g: the one-cycle schedule warms up over one_cycle_pct_start of the run instead", t.WarmupEpochs)
 	check(t.OneCyclePctStart > 0 && t.OneCyclePctStart < 1, "train.one_cycle_pct_start %g is outside (0, 1)", t.OneCyclePctStart)

@@ -131,6 +131,9 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 			pending.Own(res.Correct, nil)
 		}
 		scope.Close()
+		if err == nil {
+			err = r.updateAverage()
+		}
 		if err != nil {
 			return fmt.Errorf("epoch %d step %d: %w", epoch+1, r.state.Step+1, err)
 		}

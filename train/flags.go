@@ -78,6 +78,7 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&t.EpochCheckpoints, "epoch-checkpoints", t.EpochCheckpoints, "keep one weights file per epoch")
 	fs.IntVar(&t.Threads, "threads", t.Threads, "libtorch CPU threads (0: one per core, divided among the ranks of a machine)")
 	fs.IntVar(&t.FineTune, "fine-tune", t.FineTune, "train the head alone for this many epochs, then the trainable base layers too at --base-lr (fastai's fine_tune; one-cycle runs one cycle per phase)")
+	fs.Float64Var(&t.EMA, "ema", t.EMA, "exponential moving average of the weights with this decay (e.g. 0.999), used by validation and the saved weights (0: off)")
 	fs.IntVar(&t.Accumulate, "accumulate", t.Accumulate, "gradient accumulation: split each batch into N micro-batches, one optimizer step per batch (the memory of batch/N images)")
 	fs.BoolVar(&t.SyncBN, "sync-bn", t.SyncBN, "distributed runs: batch norm statistics over all ranks' shares of the global batch (SyncBatchNorm) instead of each rank's own")
 

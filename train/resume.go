@@ -185,18 +185,22 @@ func (r *run) restore(lc *LoadedCheckpoint) error {
 	if err := sameClasses(st.Classes, r.classes); err != nil {
 		return fmt.Errorf("resume: the dataset changed since the checkpoint: %w", err)
 	}
-	tensors := make([]torch.NamedTensor, 0, len(lc.Optimizer))
+	entries, err := r.restoreAverage(lc.Optimizer)
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", lc.Path, err)
+	}
+	tensors := make([]torch.NamedTensor, 0, len(entries))
 	defer func() {
 		for _, t := range tensors {
 			t.Tensor.Free()
 		}
 	}()
-	for i := range lc.Optimizer {
-		t, err := torch.FromEntry(&lc.Optimizer[i], torch.CPU())
+	for i := range entries {
+		t, err := torch.FromEntry(&entries[i], torch.CPU())
 		if err != nil {
 			return fmt.Errorf("resume optimizer: %w", err)
 		}
-		tensors = append(tensors, torch.NamedTensor{Name: lc.Optimizer[i].Name, Tensor: t})
+		tensors = append(tensors, torch.NamedTensor{Name: entries[i].Name, Tensor: t})
 	}
 	if err := r.opt.LoadState(&optim.State{Kind: st.OptimizerKind, Tensors: tensors, Scalars: st.OptimizerScalars}); err != nil {
 		return fmt.Errorf("resume optimizer: %w", err)

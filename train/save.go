@@ -25,7 +25,11 @@ func (r *run) saveLast() error {
 		r.state.LossScale, r.state.ScaleGoodSteps = r.stepper.Scaler.Scale, r.stepper.Scaler.GoodSteps()
 	}
 	r.state.Kind = checkpoint.KindFull
-	return SaveCheckpoint(filepath.Join(r.cfg.Output, LastCheckpoint), &r.state, r.model.StateTensors(), &OptimizerTensors{Tensors: st.Tensors})
+	tensors := st.Tensors
+	if r.ema != nil {
+		tensors = append(tensors[:len(tensors):len(tensors)], r.ema.named(emaPrefix)...)
+	}
+	return SaveCheckpoint(filepath.Join(r.cfg.Output, LastCheckpoint), &r.state, r.model.StateTensors(), &OptimizerTensors{Tensors: tensors})
 }
 
 // saveEpoch writes the epoch's files: weights (per epoch, best), the
@@ -40,12 +44,12 @@ func (r *run) saveEpoch(epoch int, row plot.Epoch, report *metrics.Report, impro
 	weights.OptimizerKind, weights.OptimizerScalars = "", nil
 	if r.cfg.Train.EpochCheckpoints {
 		name := fmt.Sprintf("epoch-%02d-val_acc-%.4f.safetensors", epoch+1, row.ValAcc)
-		if err := SaveCheckpoint(filepath.Join(out, name), &weights, r.model.StateTensors(), nil); err != nil {
+		if err := SaveCheckpoint(filepath.Join(out, name), &weights, r.fileWeights(), nil); err != nil {
 			return err
 		}
 	}
 	if improved {
-		if err := SaveCheckpoint(filepath.Join(out, BestCheckpoint), &weights, r.model.StateTensors(), nil); err != nil {
+		if err := SaveCheckpoint(filepath.Join(out, BestCheckpoint), &weights, r.fileWeights(), nil); err != nil {
 			return err
 		}
 		if err := saveReport(filepath.Join(out, ValidationReport), report); err != nil {

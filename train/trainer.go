@@ -120,6 +120,8 @@ type run struct {
 	// phaseSet and headOnlyNow say which --fine-tune phase the model is
 	// set for.
 	phaseSet, headOnlyNow bool
+	// ema is the moving average of the weights (--ema; nil: off).
+	ema *weightAverage
 }
 
 // Train runs (or resumes) training as configured and returns its history.
@@ -140,6 +142,9 @@ func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if err := r.joinRanks(); err != nil {
+		return nil, err
+	}
+	if err := r.startAverage(); err != nil {
 		return nil, err
 	}
 	return r.loop(ctx)
@@ -196,6 +201,7 @@ func (r *run) free() {
 	if r.reducer != nil {
 		r.reducer.Free()
 	}
+	r.ema.free()
 	r.weights.Free()
 }
 

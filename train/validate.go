@@ -115,7 +115,12 @@ func (r *run) validate(ctx context.Context, epoch int) (plot.Epoch, *metrics.Rep
 	}
 	r.model.SetTraining(false)
 	start := time.Now()
-	ev, err := evaluate(r.loaderContext(ctx), r.stepper, r.staging, r.valid, r.cfg.Train.ChannelsLast, false)
+	var ev *Evaluation
+	err := r.withAverage(func() error {
+		var err error
+		ev, err = evaluate(r.loaderContext(ctx), r.stepper, r.staging, r.valid, r.cfg.Train.ChannelsLast, false)
+		return err
+	})
 	if err != nil {
 		return row, nil, fmt.Errorf("validation: %w", err)
 	}

@@ -52,6 +52,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"train", "--batch-size", "8", "--accumulate", "16"}, "train.accumulate 16 must be from 1 to the batch size 8"},
 		{[]string{"train", "--epochs", "3", "--fine-tune", "3"}, "train.fine_tune 3 must be from 0 to epochs-1 (2): the base trains after it"},
 		{[]string{"train", "--fine-tune", "1", "--trainable-base-layers", "0"}, "train.fine_tune 1 unfreezes the trainable base layers after the head's epochs, but model.trainable_base_layers is 0"},
+		{[]string{"train", "--ema", "1"}, "train.ema 1 is outside [0, 1)"},
 		{[]string{"lr-find", "--steps", "5"}, "--steps 5: at least 10 steps are needed for a curve"},
 		{[]string{"lr-find", "--start-lr", "1", "--end-lr", "0.5"}, "--start-lr 1 and --end-lr 0.5 must satisfy 0 < start < end"},
 		{[]string{"train", "--schedule", "one-cycle", "--warmup-epochs", "1"}, "train.warmup_epochs 1: the one-cycle schedule warms up over one_cycle_pct_start of the run instead"},
