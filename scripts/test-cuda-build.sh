@@ -59,7 +59,7 @@ droot_preflight
 droot_lock "$root"
 droot_create "$root" trixie "$mirror" main,contrib,non-free
 
-# Installed in the root: g++ and make, libgloo-dev (so that the distributed
+# Installed in the root: g++ and make, libgloo-cuda-dev (so that the distributed
 # unit, cgo/fertorch_dist.cpp, is built with Gloo), libtorch-cuda's
 # dependencies that apt can install (all but nvidia-cudnn and the driver),
 # and, unpacked from
@@ -72,7 +72,7 @@ setup='
 	deps=$(apt-cache show --no-all-versions libtorch-cuda-2.6 libtorch-cuda-dev | sed -n "s/^Depends: //p" |
 		tr , "\n" | sed "s/|.*//; s/(.*)//; s/[[:space:]]//g" | grep -vxE "nvidia-cudnn|libcuda1|libtorch-cuda-2\.6" | sort -u)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		g++ make binutils ca-certificates libgloo-dev $deps >&2
+		g++ make binutils ca-certificates libgloo-cuda-dev $deps >&2
 	cd /debs
 	for p in libtorch-cuda-2.6 libtorch-cuda-dev libcuda1 libnvidia-ptxjitcompiler1; do
 		v=$(apt-cache show --no-all-versions "$p" | sed -n "s/^Version: //p" | sed "s/^[0-9]*://")
