@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fertorch/fertorch/internal/testmodel"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/dist"
 	"github.com/fertorch/fertorch/torch/nn"
@@ -226,28 +227,9 @@ func maxDiff(t *testing.T, a, b string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ca.Model.Entries) != len(cb.Model.Entries) {
-		t.Fatalf("%d tensors against %d", len(ca.Model.Entries), len(cb.Model.Entries))
-	}
-	worst, at := 0.0, ""
-	for i := range ca.Model.Entries {
-		ea, eb := &ca.Model.Entries[i], &cb.Model.Entries[i]
-		if ea.Name != eb.Name || !reflect.DeepEqual(ea.Shape, eb.Shape) || ea.DType != eb.DType {
-			t.Fatalf("tensor %d: %s %v %v against %s %v %v", i, ea.Name, ea.Shape, ea.DType, eb.Name, eb.Shape, eb.DType)
-		}
-		if ea.DType != tensorfile.Float32 {
-			if !bytes.Equal(ea.Data, eb.Data) {
-				t.Errorf("%s differs", ea.Name)
-			}
-			continue
-		}
-		x, _ := ea.Float32s()
-		y, _ := eb.Float32s()
-		for k := range x {
-			if d := math.Abs(float64(x[k]) - float64(y[k])); d > worst {
-				worst, at = d, ea.Name
-			}
-		}
+	worst, at, err := testmodel.WeightDiff(ca, cb)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("%s and %s: largest difference %.3g, in %s", filepath.Base(filepath.Dir(a)), filepath.Base(filepath.Dir(b)), worst, at)
 	return worst

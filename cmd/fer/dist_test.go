@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fertorch/fertorch/internal/testmodel"
 	"github.com/fertorch/fertorch/torch/dist"
-	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/train"
 )
 
@@ -150,28 +150,9 @@ func sameTraining(t *testing.T, want, got string, tol float64) {
 	if a.State.Epoch != b.State.Epoch || a.State.Step != b.State.Step {
 		t.Errorf("last checkpoint at epoch %d step %d, want epoch %d step %d", b.State.Epoch, b.State.Step, a.State.Epoch, a.State.Step)
 	}
-	if len(a.Model.Entries) != len(b.Model.Entries) {
-		t.Fatalf("%d tensors, want %d", len(b.Model.Entries), len(a.Model.Entries))
-	}
-	worst, where := 0.0, ""
-	for i := range a.Model.Entries {
-		ea, eb := &a.Model.Entries[i], &b.Model.Entries[i]
-		if ea.Name != eb.Name || !reflect.DeepEqual(ea.Shape, eb.Shape) || ea.DType != eb.DType {
-			t.Fatalf("tensor %s %v %v, want %s %v %v", eb.Name, eb.Shape, eb.DType, ea.Name, ea.Shape, ea.DType)
-		}
-		if ea.DType != tensorfile.Float32 {
-			if !bytes.Equal(ea.Data, eb.Data) {
-				t.Errorf("%s differs", ea.Name)
-			}
-			continue
-		}
-		x, _ := ea.Float32s()
-		y, _ := eb.Float32s()
-		for k := range x {
-			if d := math.Abs(float64(x[k]) - float64(y[k])); d > worst {
-				worst, where = d, ea.Name
-			}
-		}
+	worst, where, err := testmodel.WeightDiff(a, b)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if worst > tol {
 		t.Errorf("the weights differ by up to %.3g (%s), want at most %g", worst, where, tol)

@@ -5,6 +5,7 @@
 package testmodel
 
 import (
+	"bytes"
 	"fmt"
 	"image"
 	"image/color"
@@ -13,10 +14,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 
 	"github.com/fertorch/fertorch/checkpoint"
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/train"
 	"github.com/fertorch/fertorch/vision"
 )
@@ -144,3 +147,39 @@ func WriteFaces(dir string, n int) ([]string, error) {
 
 // Classes are the default checkpoint's classes, in output order.
 func Classes() []string { return data.Emotions() }
+
+// WeightDiff is the largest absolute difference between the float32
+// tensors of two checkpoints' models (parameters and buffers) and the
+// tensor where it is. The models must hold the same names, shapes and
+// dtypes in the same order, and their other tensors must be equal.
+func WeightDiff(a, b *train.LoadedCheckpoint) (worst float64, where string, err error) {
+	if len(a.Model.Entries) != len(b.Model.Entries) {
+		return 0, "", fmt.Errorf("%d tensors against %d", len(a.Model.Entries), len(b.Model.Entries))
+	}
+	for i := range a.Model.Entries {
+		ea, eb := &a.Model.Entries[i], &b.Model.Entries[i]
+		if ea.Name != eb.Name || !reflect.DeepEqual(ea.Shape, eb.Shape) || ea.DType != eb.DType {
+			return 0, "", fmt.Errorf("tensor %d: %s %v %v against %s %v %v", i, ea.Name, ea.Shape, ea.DType, eb.Name, eb.Shape, eb.DType)
+		}
+		if ea.DType != tensorfile.Float32 {
+			if !bytes.Equal(ea.Data, eb.Data) {
+				return 0, "", fmt.Errorf("%s differs", ea.Name)
+			}
+			continue
+		}
+		x, err := ea.Float32s()
+		if err != nil {
+			return 0, "", err
+		}
+		y, err := eb.Float32s()
+		if err != nil {
+			return 0, "", err
+		}
+		for k := range x {
+			if d := math.Abs(float64(x[k]) - float64(y[k])); d > worst {
+				worst, where = d, ea.Name
+			}
+		}
+	}
+	return worst, where, nil
+}
