@@ -455,15 +455,17 @@ namespace {
 // and "E..." lines, glog's "Logging before InitGoogleLogging") off stderr:
 // every failure they describe reaches the caller as this unit's error, so a
 // user sees one line. The level is a global of libc10 (glog's minloglevel in
-// builds that use glog, c10's own otherwise), found by name because which
-// one exists depends on the build. TORCH_CPP_LOG_LEVEL, PyTorch's own
-// setting, keeps libtorch's logging as configured.
+// builds that use glog; c10's caffe2_log_level otherwise, which 2.x checks),
+// found by name because which one exists depends on the build.
+// TORCH_CPP_LOG_LEVEL, PyTorch's own setting, keeps libtorch's logging as
+// configured.
 void quiet_c10d_logging() {
   static std::once_flag once;
   std::call_once(once, [] {
     if (std::getenv("TORCH_CPP_LOG_LEVEL") != nullptr) return;
     const int fatal_only = 3;
-    for (const char* name : {"_ZN3fLI17FLAGS_minloglevelE", "FLAGS_minloglevel"}) {
+    for (const char* name : {"_ZN3fLI17FLAGS_minloglevelE", "FLAGS_minloglevel", "_ZN3fLI22FLAGS_caffe2_log_levelE",
+                             "FLAGS_caffe2_log_level"}) {
       if (auto* level = static_cast<int*>(dlsym(RTLD_DEFAULT, name))) *level = fatal_only;
     }
   });

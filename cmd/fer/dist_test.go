@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,9 +21,19 @@ import (
 	"github.com/fertorch/fertorch/train"
 )
 
-// torchrun is Debian's torchrun (python3-torch 1.13, which spells its flags
-// with underscores).
-const torchrun = "/usr/bin/torchrun"
+// torchrunPath is Debian's torchrun: python3-torch 1.13 under make test
+// (whose flags are spelt with underscores), 2.6 under make test-libtorch2.
+const torchrunPath = "/usr/bin/torchrun"
+
+// torchrunLacksLibuv reports whether the PyTorch of torchrunPath refuses a
+// TCPStore with its default backend: PyTorch 2.4 and later ask for libuv,
+// which Debian trixie's 2.6 was built without, so its torchrun cannot start
+// as it is (testdata/torchrun_nolibuv.py).
+var torchrunLacksLibuv = sync.OnceValue(func() bool {
+	probe := exec.Command("/usr/bin/python3", "-c", "import torch.distributed as d; d.TCPStore('127.0.0.1', 0, 1, True)")
+	out, err := probe.CombinedOutput()
+	return err != nil && strings.Contains(string(out), "libuv")
+})
 
 // distArgs is a short run that trains the same on one process or several:
 // plain VGG16 (no batch norm) at 32x32 from its seeded initialisation, SGD
@@ -223,20 +234,26 @@ func killMidSecondEpoch(t *testing.T, s *started, out, marker string, rank int) 
 	}
 }
 
-// torchrunFlags are the flags every torchrun of the tests starts with:
+// torchrun returns the program and first arguments of a torchrun whose
+// logs go under logs, or skips t when there is no torchrun. The flags:
 // Debian's torchrun 1.13 fails on Python 3.11 with its own defaults of
 // --redirects and --tee (0: "AttributeError: 'NoneType' object has no
-// attribute 'get'"), so they are 1 (standard output to the log under
-// logs, and to the console).
-func torchrunFlags(logs string) []string {
-	return []string{"--no_python", "--redirects", "1", "--tee", "1", "--log_dir", logs}
-}
-
-func needTorchrun(t *testing.T) {
+// attribute 'get'"), so they are 1 (standard output to the log under logs,
+// and to the console).
+func torchrun(t *testing.T, logs string) (string, []string) {
 	t.Helper()
-	if _, err := os.Stat(torchrun); err != nil {
-		t.Skipf("%s is missing (Debian's python3-torch): the torchrun cases need it", torchrun)
+	if _, err := os.Stat(torchrunPath); err != nil {
+		t.Skipf("%s is missing (Debian's python3-torch): the torchrun cases need it", torchrunPath)
 	}
+	flags := []string{"--no_python", "--redirects", "1", "--tee", "1", "--log_dir", logs}
+	if torchrunLacksLibuv() {
+		wrapper, err := filepath.Abs(filepath.Join("testdata", "torchrun_nolibuv.py"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "/usr/bin/python3", append([]string{wrapper}, flags...)
+	}
+	return torchrunPath, flags
 }
 
 // TestDistributedTraining trains the same short run on one process, on 2
@@ -282,9 +299,9 @@ func TestDistributedTraining(t *testing.T) {
 	})
 
 	t.Run("torchrun", func(t *testing.T) {
-		needTorchrun(t)
 		out, logs := filepath.Join(dir, "torchrun"), filepath.Join(dir, "torchrun-logs")
-		s := start(t, dir, nil, torchrun, append(torchrunFlags(logs), append([]string{"--nproc_per_node", "2", "--standalone", fer}, distArgs(layout, out)...)...)...)
+		run, flags := torchrun(t, logs)
+		s := start(t, dir, nil, run, append(flags, append([]string{"--nproc_per_node", "2", "--standalone", fer}, distArgs(layout, out)...)...)...)
 		if code := s.wait(t, 5*time.Minute); code != 0 {
 			t.Fatalf("exit %d:\n%s", code, s.output())
 		}
@@ -300,12 +317,12 @@ func TestDistributedTraining(t *testing.T) {
 	})
 
 	t.Run("torchrun-two-nodes", func(t *testing.T) {
-		needTorchrun(t)
 		out := filepath.Join(dir, "nodes")
 		port := strconv.Itoa(freePort(t))
 		var nodes []*started
 		for node := 0; node < 2; node++ {
-			nodes = append(nodes, start(t, dir, nil, torchrun, append(torchrunFlags(filepath.Join(dir, "nodes-logs", strconv.Itoa(node))), append([]string{"--nnodes", "2", "--node_rank", strconv.Itoa(node),
+			run, flags := torchrun(t, filepath.Join(dir, "nodes-logs", strconv.Itoa(node)))
+			nodes = append(nodes, start(t, dir, nil, run, append(flags, append([]string{"--nnodes", "2", "--node_rank", strconv.Itoa(node),
 				"--nproc_per_node", "1", "--rdzv_backend", "static", "--master_addr", "127.0.0.1", "--master_port", port, fer}, distArgs(layout, out)...)...)...))
 		}
 		for node, s := range nodes {
@@ -317,10 +334,10 @@ func TestDistributedTraining(t *testing.T) {
 	})
 
 	t.Run("torchrun-restart-resumes", func(t *testing.T) {
-		needTorchrun(t)
 		out := filepath.Join(dir, "restarted")
 		marker := "FER_DIST_TEST=" + out
-		s := start(t, dir, []string{marker}, torchrun, append(torchrunFlags(out+"-logs"), append([]string{"--nproc_per_node", "2", "--max_restarts", "1",
+		run, flags := torchrun(t, out+"-logs")
+		s := start(t, dir, []string{marker}, run, append(flags, append([]string{"--nproc_per_node", "2", "--max_restarts", "1",
 			"--monitor_interval", "1", "--master_port", strconv.Itoa(freePort(t)), fer}, distArgs(layout, out)...)...)...)
 		killMidSecondEpoch(t, s, out, marker, 1)
 		if code := s.wait(t, 5*time.Minute); code != 0 {
@@ -353,10 +370,10 @@ func TestDistributedTraining(t *testing.T) {
 	})
 
 	t.Run("torchrun-without-restarts", func(t *testing.T) {
-		needTorchrun(t)
 		out := filepath.Join(dir, "failed")
 		marker := "FER_DIST_TEST=" + out
-		s := start(t, dir, []string{marker}, torchrun, append(torchrunFlags(out+"-logs"), append([]string{"--nproc_per_node", "2",
+		run, flags := torchrun(t, out+"-logs")
+		s := start(t, dir, []string{marker}, run, append(flags, append([]string{"--nproc_per_node", "2",
 			"--monitor_interval", "1", "--master_port", strconv.Itoa(freePort(t)), fer}, distArgs(layout, out)...)...)...)
 		killMidSecondEpoch(t, s, out, marker, 1)
 		if code := s.wait(t, 2*time.Minute); code != 1 {

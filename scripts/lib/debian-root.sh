@@ -76,6 +76,9 @@ droot_create() {
 		mv "$root.partial" "$root"
 	fi
 	cp /etc/resolv.conf "$root/etc/resolv.conf"
+	# This machine's own name resolves inside the root as it does outside:
+	# torchrun's rendezvous hands its workers the host's name.
+	cp /etc/hosts "$root/etc/hosts"
 }
 
 # droot_missing ROOT PACKAGE... prints, one a line, the packages that are not
