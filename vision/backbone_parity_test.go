@@ -366,10 +366,16 @@ func TestConvNeXtParity(t *testing.T) {
 	checkBackbone(t, backboneCase{arch: vision.ArchConvNeXtTiny, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "classifier", heavy: true})
 }
 
-// TestViTParity checks vit_b_16 against torchvision, built for 32x32 inputs
-// (torchvision's image_size=32: 4 patches and the class token; 224 would
-// take minutes on 2 cores): eval logits and features (batch 2) and a
-// training step (batch 4). Skipped with -short.
+// TestViTParity checks vit_b_16 against torchvision at its own 224x224 (196
+// patches and the class token): eval logits and features (batch 2) and a
+// training step (batch 2); and built for 32x32 inputs (torchvision's
+// image_size=32: 4 patches, the position embedding sized to match), a
+// training step of batch 4. Skipped with -short.
 func TestViTParity(t *testing.T) {
-	checkBackbone(t, backboneCase{arch: vision.ArchViTB16, classes: 8, evalSize: 32, gradSize: 32, gradBatch: 4, head: "heads", imageSize: 32, heavy: true})
+	t.Run("224", func(t *testing.T) {
+		checkBackbone(t, backboneCase{arch: vision.ArchViTB16, classes: 8, evalSize: 224, gradSize: 224, gradBatch: 2, head: "heads", heavy: true})
+	})
+	t.Run("32", func(t *testing.T) {
+		checkBackbone(t, backboneCase{arch: vision.ArchViTB16, classes: 8, evalSize: 32, gradSize: 32, gradBatch: 4, head: "heads", imageSize: 32, heavy: true})
+	})
 }
