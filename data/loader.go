@@ -402,6 +402,45 @@ func (it *EpochIter) work(jobs <-chan sampleJob) {
 	}
 }
 
+// Render writes samples of the global batch that b, a batch of this epoch,
+// is a share of: the sample at position gs[k] of the global batch (0 <=
+// gs[k] < b.GlobalN) goes to dst[k*3*H*W:(k+1)*3*H*W] (CHW) and its label
+// to labels[k], exactly as the batch of the rank whose share holds it
+// contains it (a sample's augmentation depends on its position in the
+// epoch, not on the rank). So a rank sees samples of other ranks' shares
+// without communicating; data-parallel Mixup and CutMix pair samples
+// across the global batch this way. As many goroutines as the loader has
+// workers prepare them, while the epoch's own workers run on.
+func (it *EpochIter) Render(dst []float32, labels []int64, b *Batch, gs []int) error {
+	l := it.l
+	chw := 3 * l.h * l.w
+	if b.Epoch != it.epoch || b.Step < 0 || b.Step >= it.steps {
+		return fmt.Errorf("loader: render: batch of epoch %d step %d is not of this epoch %d (%d steps)", b.Epoch, b.Step, it.epoch, it.steps)
+	}
+	if len(dst) != len(gs)*chw || len(labels) != len(gs) {
+		return fmt.Errorf("loader: render: %d values and %d labels for %d samples of %d values", len(dst), len(labels), len(gs), chw)
+	}
+	base := b.Step * l.cfg.BatchSize
+	for k, g := range gs {
+		if g < 0 || g >= b.GlobalN {
+			return fmt.Errorf("loader: render: position %d is outside the global batch of %d", g, b.GlobalN)
+		}
+		labels[k] = int64(l.labels[it.order[base+g]])
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(l.cfg.Workers, len(gs)) {
+		wg.Go(func() {
+			for k := int(next.Add(1) - 1); k < len(gs); k = int(next.Add(1) - 1) {
+				pos := base + gs[k]
+				l.fill(dst[k*chw:(k+1)*chw], it.epoch, pos, it.order[pos])
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
 // Next returns the next batch, io.EOF after the last one, or the context's
 // error once it is cancelled. The caller owns the batch and should Release
 // it when done.

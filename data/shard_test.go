@@ -2,6 +2,7 @@ package data
 
 import (
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"testing"
@@ -224,6 +225,65 @@ func TestShardErrors(t *testing.T) {
 	} {
 		if _, err := NewLoader(d, tc.cfg); err == nil || err.Error() != tc.want {
 			t.Errorf("%+v: error %v, want %q", tc.cfg.Shard, err, tc.want)
+		}
+	}
+}
+
+// TestRenderIsTheRanksSample: every rank renders any sample of a step's
+// global batch, in any order of positions, exactly as the single-process
+// batch holds it (augmentation and oversampling on, the final global batch
+// short), and bad requests are errors.
+func TestRenderIsTheRanksSample(t *testing.T) {
+	d := memDataset(37, 4, 24, 20)
+	for _, oversample := range []bool{false, true} {
+		cfg := trainConfig(3)
+		cfg.Oversample = oversample
+		single, err := NewLoader(d, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := epochBatchesFull(t, single, 1)
+		chw := 3 * 24 * 20
+		for r, l := range shardLoaders(t, d, cfg, 3, false) {
+			it, err := l.Epoch(t.Context(), 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := 0
+			for ; ; s++ {
+				b, err := it.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := want[s]
+				gs := make([]int, b.GlobalN)
+				for k := range gs {
+					gs[k] = b.GlobalN - 1 - k // the reversed global batch
+				}
+				images, labels := make([]float32, len(gs)*chw), make([]int64, len(gs))
+				if err := it.Render(images, labels, b, gs); err != nil {
+					t.Fatal(err)
+				}
+				for k, g := range gs {
+					if labels[k] != w.Labels[g] || !slices.Equal(images[k*chw:(k+1)*chw], w.Images[g*chw:(g+1)*chw]) {
+						t.Fatalf("oversample %v, rank %d step %d: rendered position %d differs from the single-process batch", oversample, r, s, g)
+					}
+				}
+				if err := it.Render(images[:chw], labels[:1], b, []int{b.GlobalN}); err == nil || err.Error() != fmt.Sprintf("loader: render: position %d is outside the global batch of %d", b.GlobalN, b.GlobalN) {
+					t.Errorf("position past the batch: %v", err)
+				}
+				if err := it.Render(images[:chw], labels[:2], b, []int{0, 1}); err == nil {
+					t.Error("a destination too short is accepted")
+				}
+				b.Release()
+			}
+			it.Close()
+			if s != len(want) {
+				t.Fatalf("rank %d: %d steps, single process %d", r, s, len(want))
+			}
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
@@ -163,6 +164,17 @@ type TrainConfig struct {
 	// decay (e.g. 0.999), which validation and the saved weights use
 	// (0: off).
 	EMA float64 `yaml:"ema"`
+	// Mixup and CutMix are the Beta(a, a) concentrations of timm's Mixup
+	// in its 'batch' mode (0: off): a training batch is blended with, or
+	// has a box pasted from, the reversed global batch, and its loss is
+	// the two labels' losses weighted by the blend (see mix.go).
+	Mixup  float64 `yaml:"mixup"`
+	CutMix float64 `yaml:"cutmix"`
+	// MixProb is the probability that a batch is mixed at all;
+	// MixSwitchProb, with both Mixup and CutMix on, the probability that
+	// a mixed batch takes CutMix rather than Mixup.
+	MixProb       float64 `yaml:"mix_prob"`
+	MixSwitchProb float64 `yaml:"mix_switch_prob"`
 }
 
 // DefaultConfig returns the seed tutorial's settings: VGG16 at 224x224 with
@@ -187,7 +199,7 @@ func DefaultConfig() Config {
 			Accumulate: 1, OneCyclePctStart: 0.3, OneCycleDivFactor: 25, OneCycleFinalDivFactor: 1e4,
 			OneCycleMomentum: true, OneCycleMomentumRange: [2]float64{0.85, 0.95},
 			BestMetric: ValAccuracy, Seed: 42, Device: torch.DeviceAuto, Precision: FP32,
-			EpochCheckpoints: true,
+			EpochCheckpoints: true, MixProb: 1, MixSwitchProb: 0.5,
 		},
 		Output: "runs/vgg16",
 	}
@@ -286,6 +298,10 @@ func (c Config) Validate() error {
 	check(t.FineTune >= 0 && t.FineTune < t.Epochs, "train.fine_tune %d must be from 0 to epochs-1 (%d): the base trains after it", t.FineTune, t.Epochs-1)
 	check(t.FineTune == 0 || strings.TrimSpace(c.Model.TrainableBaseLayers) != "0", "train.fine_tune %d unfreezes the trainable base layers after the head's epochs, but model.trainable_base_layers is 0", t.FineTune)
 	check(t.EMA >= 0 && t.EMA < 1, "train.ema %g is outside [0, 1)", t.EMA)
+	check(t.Mixup >= 0 && !math.IsInf(t.Mixup, 1), "train.mixup %g must be a finite Beta concentration >= 0 (0: off)", t.Mixup)
+	check(t.CutMix >= 0 && !math.IsInf(t.CutMix, 1), "train.cutmix %g must be a finite Beta concentration >= 0 (0: off)", t.CutMix)
+	check(t.MixProb >= 0 && t.MixProb <= 1, "train.mix_prob %g is outside [0, 1]", t.MixProb)
+	check(t.MixSwitchProb >= 0 && t.MixSwitchProb <= 1, "train.mix_switch_prob %g is outside [0, 1]", t.MixSwitchProb)
 	check(t.WarmupEpochs >= 0, "train.warmup_epochs %g is negative", t.WarmupEpochs)
 	check(t.WarmupEpochs == 0 || t.Schedule != ScheduleOneCycle, "train.warmup_epochs %g: the one-cycle schedule warms up over one_cycle_pct_start of the run instead", t.WarmupEpochs)
 	check(t.OneCyclePctStart > 0 && t.OneCyclePctStart < 1, "train.one_cycle_pct_start %g is outside (0, 1)", t.OneCyclePctStart)

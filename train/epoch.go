@@ -47,6 +47,7 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 	}
 	defer it.Close()
 	steps := it.Steps()
+	mix := r.newEpochMix(it)
 	bar := newBar(r.log, r.opts.ProgressBar, steps, fmt.Sprintf("epoch %d/%d", epoch+1, c.Train.Epochs))
 	bar.Set(r.state.Step)
 	defer bar.Finish()
@@ -123,7 +124,7 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 			return err
 		}
 		scope := torch.NewScope()
-		res, err := r.step(scope, b)
+		res, err := r.step(scope, b, mix)
 		n, globalN := b.N, b.GlobalN
 		b.Release()
 		if err == nil {
@@ -165,16 +166,30 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 	return nil
 }
 
-// step uploads a batch and runs one optimisation step in scope; a rank's
-// share of a global batch is normalised by the global batch's denominator.
-func (r *run) step(scope *torch.Scope, b *data.Batch) (StepResult, error) {
+// step uploads a batch and runs one optimisation step in scope, on the
+// batch mixed when mix (nil: never) draws so; a rank's share of a global
+// batch is normalised by the global batch's denominator.
+func (r *run) step(scope *torch.Scope, b *data.Batch, mix *epochMix) (StepResult, error) {
 	images := b.Images[:b.N*b.C*b.H*b.W]
 	x, y, err := r.staging.Upload(scope, images, b.Labels[:b.N], r.cfg.Train.ChannelsLast)
 	if err != nil {
 		return StepResult{}, err
 	}
-	if r.group == nil && r.cfg.Train.Accumulate <= 1 {
+	var mixed *MixedLabels
+	if mix != nil {
+		if x, mixed, err = mix.apply(scope, b, x, y, r.cfg.Train.ChannelsLast); err != nil {
+			return StepResult{}, err
+		}
+	}
+	denominator := 0.0 // the batch's mean loss
+	if r.group != nil || r.cfg.Train.Accumulate > 1 {
+		denominator = r.denominator(b)
+	}
+	switch {
+	case mixed != nil:
+		return r.stepper.TrainMixedStep(x, y, *mixed, denominator)
+	case r.group == nil && r.cfg.Train.Accumulate <= 1:
 		return r.stepper.TrainStep(x, y)
 	}
-	return r.stepper.TrainShardStep(x, y, r.denominator(b))
+	return r.stepper.TrainShardStep(x, y, denominator)
 }

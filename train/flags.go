@@ -79,6 +79,10 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&t.Threads, "threads", t.Threads, "libtorch CPU threads (0: one per core, divided among the ranks of a machine)")
 	fs.IntVar(&t.FineTune, "fine-tune", t.FineTune, "train the head alone for this many epochs, then the trainable base layers too at --base-lr (fastai's fine_tune; one-cycle runs one cycle per phase)")
 	fs.Float64Var(&t.EMA, "ema", t.EMA, "exponential moving average of the weights with this decay (e.g. 0.999), used by validation and the saved weights (0: off)")
+	fs.Float64Var(&t.Mixup, "mixup", t.Mixup, "Mixup (timm's, per batch): blend each training batch with the reversed global batch, weight lambda ~ Beta(A, A), the loss weighted the same between the two labels; A e.g. 0.2-0.8 (0: off); training accuracy counts the label of the larger weight")
+	fs.Float64Var(&t.CutMix, "cutmix", t.CutMix, "CutMix (timm's, per batch): paste a box of the reversed global batch's images, of area 1-lambda with lambda ~ Beta(A, A), into each training batch, the loss weighted by the areas; A e.g. 1 (0: off)")
+	fs.Float64Var(&t.MixProb, "mix-prob", t.MixProb, "probability that a training batch is mixed by --mixup or --cutmix")
+	fs.Float64Var(&t.MixSwitchProb, "mix-switch-prob", t.MixSwitchProb, "with both --mixup and --cutmix: probability that a mixed batch takes CutMix rather than Mixup")
 	fs.IntVar(&t.Accumulate, "accumulate", t.Accumulate, "gradient accumulation: split each batch into N micro-batches, one optimizer step per batch (the memory of batch/N images)")
 	fs.BoolVar(&t.SyncBN, "sync-bn", t.SyncBN, "distributed runs: batch norm statistics over all ranks' shares of the global batch (SyncBatchNorm) instead of each rank's own")
 

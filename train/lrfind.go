@@ -229,7 +229,7 @@ func FindLR(ctx context.Context, cfg Config, o LRFindOptions) (*LRFindResult, er
 		}
 		scope := torch.NewScope()
 		defer scope.Close()
-		res, err := r.step(scope, b)
+		res, err := r.step(scope, b, nil) // lr-find never mixes
 		if err != nil {
 			return 0, err
 		}

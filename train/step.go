@@ -165,31 +165,34 @@ type StepResult struct {
 // TrainStep runs one optimisation step on a batch x [N,3,H,W] with labels y
 // [N], both on the step's device and owned by the caller's scope.
 func (s *Stepper) TrainStep(x, y *torch.Tensor) (StepResult, error) {
-	return s.trainStep(x, y, 0)
+	return s.trainStep(x, y, nil, 0)
 }
 
 // TrainShardStep is TrainStep on one rank's share of a global batch whose
 // loss denominator is given (see LossConfig.ShardLoss); the result's Loss
 // is the share's part of the global batch's mean loss.
 func (s *Stepper) TrainShardStep(x, y *torch.Tensor, denominator float64) (StepResult, error) {
-	return s.trainStep(x, y, denominator)
+	return s.trainStep(x, y, nil, denominator)
 }
 
-func (s *Stepper) trainStep(x, y *torch.Tensor, denominator float64) (StepResult, error) {
+// TrainMixedStep is the step on a Mixup or CutMix batch x whose loss is
+// mix.Lambda*L(y) + (1-mix.Lambda)*L(mix.Partner), L being the step's loss:
+// Loss with a denominator of 0, else the ShardLoss of TrainShardStep. The
+// result's Correct counts the labels of the larger weight.
+func (s *Stepper) TrainMixedStep(x, y *torch.Tensor, mix MixedLabels, denominator float64) (StepResult, error) {
+	return s.trainStep(x, y, &mix, denominator)
+}
+
+func (s *Stepper) trainStep(x, y *torch.Tensor, mix *MixedLabels, denominator float64) (StepResult, error) {
 	if s.Accumulate > 1 {
-		return s.accumulatedStep(x, y, denominator)
+		return s.accumulatedStep(x, y, mix, denominator)
 	}
 	var r StepResult
 	logits, err := s.forward(x)
 	if err != nil {
 		return r, err
 	}
-	var loss *torch.Tensor
-	if denominator > 0 {
-		loss, err = s.Loss.ShardLoss(logits, y, denominator)
-	} else {
-		loss, err = s.Loss.Loss(logits, y)
-	}
+	loss, err := s.loss(logits, y, mix, denominator)
 	if err != nil {
 		return r, fmt.Errorf("loss: %w", err)
 	}
@@ -229,8 +232,32 @@ func (s *Stepper) trainStep(x, y *torch.Tensor, denominator float64) (StepResult
 	if err != nil {
 		return r, err
 	}
-	r.Correct, err = countCorrect(logits, y)
+	r.Correct, err = countCorrect(logits, targets(y, mix))
 	return r, err
+}
+
+// loss is the batch's loss: LossConfig.Loss, or ShardLoss over a positive
+// denominator, of y, or of y and the partners of a mixed batch.
+func (s *Stepper) loss(logits, y *torch.Tensor, mix *MixedLabels, denominator float64) (*torch.Tensor, error) {
+	one := func(labels *torch.Tensor) (*torch.Tensor, error) {
+		if denominator > 0 {
+			return s.Loss.ShardLoss(logits, labels, denominator)
+		}
+		return s.Loss.Loss(logits, labels)
+	}
+	if mix == nil {
+		return one(y)
+	}
+	return mix.loss(y, one)
+}
+
+// targets is the labels the accuracy counts: y, or a mixed batch's
+// labels of the larger weight.
+func targets(y *torch.Tensor, mix *MixedLabels) *torch.Tensor {
+	if mix == nil {
+		return y
+	}
+	return mix.dominant(y)
 }
 
 // trainable is the optimizer's parameters that train now (a fine-tune
@@ -250,7 +277,7 @@ func (s *Stepper) trainable() []*torch.Tensor {
 // batch's denominator), their gradients accumulate in .grad, and only the
 // last backward runs inside Sync's Prepare/Finish, which sums what .grad
 // holds across ranks. The result's Loss and Correct are the batch's.
-func (s *Stepper) accumulatedStep(x, y *torch.Tensor, denominator float64) (StepResult, error) {
+func (s *Stepper) accumulatedStep(x, y *torch.Tensor, mix *MixedLabels, denominator float64) (StepResult, error) {
 	var r StepResult
 	if !(denominator > 0) {
 		return r, fmt.Errorf("gradient accumulation needs the batch's loss denominator, got %g", denominator)
@@ -274,12 +301,18 @@ func (s *Stepper) accumulatedStep(x, y *torch.Tensor, denominator float64) (Step
 		if err != nil {
 			return r, err
 		}
+		var mk *MixedLabels
+		if mix != nil {
+			if mk, err = mix.narrow(off, size); err != nil {
+				return r, err
+			}
+		}
 		off += size
 		logits, err := s.forward(xk)
 		if err != nil {
 			return r, err
 		}
-		loss, err := s.Loss.ShardLoss(logits, yk, denominator)
+		loss, err := s.loss(logits, yk, mk, denominator)
 		if err != nil {
 			return r, fmt.Errorf("loss: %w", err)
 		}
@@ -307,7 +340,7 @@ func (s *Stepper) accumulatedStep(x, y *torch.Tensor, denominator float64) (Step
 		if err != nil {
 			return r, err
 		}
-		correct, err := countCorrect(logits, yk)
+		correct, err := countCorrect(logits, targets(yk, mk))
 		if err != nil {
 			return r, err
 		}
