@@ -167,7 +167,34 @@ const at::Tensor& tensor_of(fer_tensor t, const char* what) { return get(t, what
 
 }  // namespace fer
 
-#define FER_TRY try {
+namespace {
+
+// thread_count is the count last set through fer_set_num_threads (0: never
+// set), thread_count_generation how many times it was set, and
+// seen_generation the generation the calling thread last applied.
+std::atomic<int> thread_count{0};
+std::atomic<uint64_t> thread_count_generation{0};
+thread_local uint64_t seen_generation = 0;
+
+}  // namespace
+
+namespace fer {
+
+void sync_thread_count() {
+  const uint64_t generation = thread_count_generation.load(std::memory_order_acquire);
+  if (generation == seen_generation) return;
+  seen_generation = generation;
+  const int n = thread_count.load(std::memory_order_acquire);
+  // With a process-wide pool (libtorch's native backend) the count is
+  // already n, and setting it again after parallel work would warn.
+  if (n > 0 && at::get_num_threads() != n) at::set_num_threads(n);
+}
+
+}  // namespace fer
+
+#define FER_TRY \
+  try {         \
+    fer::sync_thread_count();
 #define FER_CATCH                                          \
   }                                                        \
   catch (const c10::Error& e) {                            \
@@ -208,10 +235,16 @@ char* fer_set_num_threads(int n) {
   FER_TRY
   if (n < 1) throw std::invalid_argument("thread count must be >= 1, got " + std::to_string(n));
   at::set_num_threads(n);
+  thread_count.store(n, std::memory_order_release);
+  thread_count_generation.fetch_add(1, std::memory_order_acq_rel);
+  seen_generation = thread_count_generation.load(std::memory_order_acquire);
   FER_CATCH
 }
 
-int fer_get_num_threads(void) { return at::get_num_threads(); }
+int fer_get_num_threads(void) {
+  fer::sync_thread_count();
+  return at::get_num_threads();
+}
 
 char* fer_manual_seed(uint64_t seed) {
   FER_TRY

@@ -131,7 +131,9 @@ char* plain_error(const std::string& msg) {
 
 }  // namespace
 
-#define FER_DIST_TRY try {
+#define FER_DIST_TRY \
+  try {              \
+    fer::sync_thread_count();
 #define FER_DIST_CATCH                                        \
   }                                                           \
   catch (const Failure& e) {                                  \

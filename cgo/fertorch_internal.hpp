@@ -27,6 +27,16 @@ char* error_string(const char* message);
 // what.
 const at::Tensor& tensor_of(fer_tensor t, const char* what);
 
+// sync_thread_count gives the calling OS thread the intra-op thread count
+// last set through fer_set_num_threads. With OpenMP, libtorch's count is
+// per OS thread (omp_set_num_threads), and a thread that ran parallel work
+// before a later set keeps its old count; Go runs cgo calls on whichever
+// thread is free, so without this a run would use different counts from
+// call to call, which changes the chunking of reductions and so the
+// results. Every entry point that runs operations calls it first; it costs
+// one atomic load when nothing changed.
+void sync_thread_count();
+
 }  // namespace fer
 
 #endif

@@ -423,3 +423,85 @@ func TestOwnMovesBetweenScopes(t *testing.T) {
 		t.Errorf("after closing b: y released %v, live %d (base %d)", y.Released(), torch.LiveTensors(), base)
 	}
 }
+
+// onThread runs f on an OS thread of its own, as cgo calls from different
+// goroutines may run.
+func onThread(f func()) {
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
+// TestThreadCountReachesEveryOSThread: a thread count set on one OS thread
+// holds on an OS thread that had already run parallel work with another
+// count (libtorch's OpenMP count is per thread), so a reduction there sums
+// in the same chunks, bit for bit, as on the thread that set it. The sum of
+// 4M normal draws differs between 1 and 2 threads in its low bits, which
+// the test checks first so that it can tell.
+func TestThreadCountReachesEveryOSThread(t *testing.T) {
+	defer torch.SetNumThreads(torch.NumThreads())
+	if err := torch.ManualSeed(7); err != nil {
+		t.Fatal(err)
+	}
+	x, err := torch.Randn([]int64{1 << 22}, torch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Free()
+	sum := func() float64 {
+		s, err := x.Sum()
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		defer s.Free()
+		v, err := s.Item()
+		if err != nil {
+			t.Error(err)
+		}
+		return v
+	}
+	// Thread A sums with 2 threads, and keeps running (idle) so that the
+	// later calls land on the same OS thread.
+	calls := make(chan func())
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for f := range calls {
+			f()
+			done <- struct{}{}
+		}
+	}()
+	defer close(calls)
+	onA := func(f func()) { calls <- f; <-done }
+	var twoThreads, oneThread, afterSet float64
+	var countOnA int
+	onA(func() {
+		if err := torch.SetNumThreads(2); err != nil {
+			t.Error(err)
+		}
+		twoThreads = sum()
+	})
+	onThread(func() {
+		if err := torch.SetNumThreads(1); err != nil {
+			t.Error(err)
+		}
+		oneThread = sum()
+	})
+	onA(func() {
+		afterSet = sum()
+		countOnA = torch.NumThreads()
+	})
+	if twoThreads == oneThread {
+		t.Fatalf("1 and 2 threads sum to the same %v: the check cannot tell them apart", oneThread)
+	}
+	if afterSet != oneThread || countOnA != 1 {
+		t.Errorf("after SetNumThreads(1) on another OS thread, this one sums %v with %d threads; 1 thread sums %v (2 threads %v)", afterSet, countOnA, oneThread, twoThreads)
+	}
+}

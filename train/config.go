@@ -302,6 +302,8 @@ func (c Config) Validate() error {
 	check(t.CutMix >= 0 && !math.IsInf(t.CutMix, 1), "train.cutmix %g must be a finite Beta concentration >= 0 (0: off)", t.CutMix)
 	check(t.MixProb >= 0 && t.MixProb <= 1, "train.mix_prob %g is outside [0, 1]", t.MixProb)
 	check(t.MixSwitchProb >= 0 && t.MixSwitchProb <= 1, "train.mix_switch_prob %g is outside [0, 1]", t.MixSwitchProb)
+	check(t.MixProb == 1 || t.Mixup > 0 || t.CutMix > 0, "train.mix_prob %g has no effect: neither train.mixup nor train.cutmix is on", t.MixProb)
+	check(t.MixSwitchProb == 0.5 || (t.Mixup > 0 && t.CutMix > 0), "train.mix_switch_prob %g has no effect: it chooses between train.mixup and train.cutmix, and only both on take it", t.MixSwitchProb)
 	check(t.WarmupEpochs >= 0, "train.warmup_epochs %g is negative", t.WarmupEpochs)
 	check(t.WarmupEpochs == 0 || t.Schedule != ScheduleOneCycle, "train.warmup_epochs %g: the one-cycle schedule warms up over one_cycle_pct_start of the run instead", t.WarmupEpochs)
 	check(t.OneCyclePctStart > 0 && t.OneCyclePctStart < 1, "train.one_cycle_pct_start %g is outside (0, 1)", t.OneCyclePctStart)

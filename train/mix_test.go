@@ -409,8 +409,11 @@ func TestMixSettings(t *testing.T) {
 		{func(t *TrainConfig) { t.Mixup = -0.2 }, "train.mixup -0.2 must be a finite Beta concentration >= 0 (0: off)"},
 		{func(t *TrainConfig) { t.CutMix = math.Inf(1) }, "train.cutmix +Inf must be a finite Beta concentration >= 0 (0: off)"},
 		{func(t *TrainConfig) { t.CutMix = math.NaN() }, "train.cutmix NaN must be a finite Beta concentration >= 0 (0: off)"},
-		{func(t *TrainConfig) { t.MixProb = 1.5 }, "train.mix_prob 1.5 is outside [0, 1]"},
-		{func(t *TrainConfig) { t.MixSwitchProb = -0.1 }, "train.mix_switch_prob -0.1 is outside [0, 1]"},
+		{func(t *TrainConfig) { t.Mixup, t.MixProb = 0.2, 1.5 }, "train.mix_prob 1.5 is outside [0, 1]"},
+		{func(t *TrainConfig) { t.Mixup, t.CutMix, t.MixSwitchProb = 0.2, 1, -0.1 }, "train.mix_switch_prob -0.1 is outside [0, 1]"},
+		// A setting that cannot take effect is refused, not ignored.
+		{func(t *TrainConfig) { t.MixProb = 0.5 }, "train.mix_prob 0.5 has no effect: neither train.mixup nor train.cutmix is on"},
+		{func(t *TrainConfig) { t.CutMix, t.MixSwitchProb = 1, 0.3 }, "train.mix_switch_prob 0.3 has no effect: it chooses between train.mixup and train.cutmix, and only both on take it"},
 	} {
 		c := DefaultConfig()
 		tc.edit(&c.Train)
