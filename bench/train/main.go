@@ -173,11 +173,10 @@ func archTable(fer, py string, archs []string, sizeList string, batch, steps, wa
 			if err != nil {
 				return fmt.Errorf("fer benchmark %s at %d: %v\n%s", arch, size, err, out)
 			}
-			m := imagesPerSec.FindSubmatch(out)
-			if m == nil {
-				return fmt.Errorf("fer benchmark %s: no images/s in:\n%s", arch, out)
+			ours, err := benchmarkRate(out, batch)
+			if err != nil {
+				return fmt.Errorf("fer benchmark %s at %d: %w", arch, size, err)
 			}
-			ours, _ := strconv.ParseFloat(string(m[1]), 64)
 			pyArgs := []string{"bench/train/pytorch_arch_bench.py", string(arch), strconv.Itoa(size), strconv.Itoa(batch), strconv.Itoa(steps), strconv.Itoa(warmup), strconv.Itoa(threads)}
 			fmt.Printf("%s %v\n", py, pyArgs)
 			pyOut, err := exec.Command(py, pyArgs...).CombinedOutput()
@@ -213,7 +212,27 @@ func archTable(fer, py string, archs []string, sizeList string, batch, steps, wa
 	return benchdoc.Publish(results, archSectionTitle, b.String())
 }
 
-var imagesPerSec = regexp.MustCompile(`: ([0-9.]+) images/s`)
+// benchmarkSteps is fer benchmark's "(N steps in S s" of its result line.
+var benchmarkSteps = regexp.MustCompile(`images/s \(([0-9]+) steps in ([0-9.]+)s`)
+
+// benchmarkRate is the images/s of fer benchmark's output, from its step
+// count and time (its printed rate has one decimal, too coarse for the
+// slow rows at 224x224) and the batch size.
+func benchmarkRate(out []byte, batch int) (float64, error) {
+	m := benchmarkSteps.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no \"images/s (N steps in Ss\" in:\n%s", out)
+	}
+	steps, err := strconv.Atoi(string(m[1]))
+	if err != nil {
+		return 0, err
+	}
+	secs, err := strconv.ParseFloat(string(m[2]), 64)
+	if err != nil || secs <= 0 {
+		return 0, fmt.Errorf("bad time %q in:\n%s", m[2], out)
+	}
+	return float64(steps*batch) / secs, nil
+}
 
 func main() {
 	if err := run(); err != nil {
