@@ -22,7 +22,6 @@ import (
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/dist"
 	"github.com/fertorch/fertorch/torch/nn"
-	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/train"
 	"github.com/fertorch/fertorch/train/metrics"
 	"github.com/fertorch/fertorch/train/plot"
@@ -235,6 +234,36 @@ func maxDiff(t *testing.T, a, b string) float64 {
 	return worst
 }
 
+// sameEnd checks that the run folder resumed ends as the uninterrupted run
+// straight does, bit for bit: weights, optimizer state, and history but for
+// the epochs' durations. It returns straight's history.
+func sameEnd(t *testing.T, straight, resumed string) []plot.Epoch {
+	t.Helper()
+	a, err := train.LoadCheckpoint(filepath.Join(straight, train.LastCheckpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := train.LoadCheckpoint(filepath.Join(resumed, train.LastCheckpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.Model.Entries, b.Model.Entries) || !reflect.DeepEqual(a.Optimizer, b.Optimizer) {
+		worst, at, err := testmodel.WeightDiff(a, b)
+		t.Errorf("the resumed run does not end with the uninterrupted run's weights and optimizer state (largest weight difference %.3g, in %s; %v)", worst, at, err)
+	}
+	ha, hb := a.State.History, b.State.History
+	for i := range ha {
+		ha[i].Seconds = 0
+	}
+	for i := range hb {
+		hb[i].Seconds = 0
+	}
+	if !reflect.DeepEqual(ha, hb) {
+		t.Errorf("history: uninterrupted %+v, resumed %+v", ha, hb)
+	}
+	return ha
+}
+
 func needDist(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
@@ -444,39 +473,7 @@ func TestTwoRanksResumeExactly(t *testing.T) {
 	}
 	runRanks(t, 2, stopped, "resume")
 
-	a, err := train.LoadCheckpoint(filepath.Join(straight.Output, train.LastCheckpoint))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := train.LoadCheckpoint(filepath.Join(stopped.Output, train.LastCheckpoint))
-	if err != nil {
-		t.Fatal(err)
-	}
-	same := func(x, y []tensorfile.Entry) bool {
-		if len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if x[i].Name != y[i].Name || !bytes.Equal(x[i].Data, y[i].Data) {
-				t.Logf("%s differs", x[i].Name)
-				return false
-			}
-		}
-		return true
-	}
-	if !same(a.Model.Entries, b.Model.Entries) || !same(a.Optimizer, b.Optimizer) {
-		t.Errorf("the resumed run does not end with the uninterrupted run's weights and optimizer state")
-	}
-	ha, hb := a.State.History, b.State.History
-	for i := range ha {
-		ha[i].Seconds = 0
-	}
-	for i := range hb {
-		hb[i].Seconds = 0
-	}
-	if !reflect.DeepEqual(ha, hb) {
-		t.Errorf("history: uninterrupted %+v, resumed %+v", ha, hb)
-	}
+	sameEnd(t, straight.Output, stopped.Output)
 }
 
 // TestTwoRanksSyncBatchNormGradients: after one backward on their halves

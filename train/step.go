@@ -218,15 +218,8 @@ func (s *Stepper) trainStep(x, y *torch.Tensor, mix *MixedLabels, denominator fl
 			return r, fmt.Errorf("gradient sync: %w", err)
 		}
 	}
-	if s.Scaler != nil {
-		if r.Stepped, err = s.Scaler.Step(s.Optimizer, s.trainable()); err != nil {
-			return r, fmt.Errorf("optimizer step: %w", err)
-		}
-	} else {
-		if err := s.Optimizer.Step(); err != nil {
-			return r, fmt.Errorf("optimizer step: %w", err)
-		}
-		r.Stepped = true
+	if r.Stepped, err = s.optimizerStep(); err != nil {
+		return r, err
 	}
 	r.Loss, err = loss.Detach()
 	if err != nil {
@@ -258,6 +251,23 @@ func targets(y *torch.Tensor, mix *MixedLabels) *torch.Tensor {
 		return y
 	}
 	return mix.dominant(y)
+}
+
+// optimizerStep steps the optimizer, through the gradient scaler when
+// there is one (which skips a step whose gradients overflowed); it reports
+// whether the weights moved.
+func (s *Stepper) optimizerStep() (bool, error) {
+	if s.Scaler != nil {
+		stepped, err := s.Scaler.Step(s.Optimizer, s.trainable())
+		if err != nil {
+			return false, fmt.Errorf("optimizer step: %w", err)
+		}
+		return stepped, nil
+	}
+	if err := s.Optimizer.Step(); err != nil {
+		return false, fmt.Errorf("optimizer step: %w", err)
+	}
+	return true, nil
 }
 
 // trainable is the optimizer's parameters that train now (a fine-tune
@@ -356,15 +366,8 @@ func (s *Stepper) accumulatedStep(x, y *torch.Tensor, mix *MixedLabels, denomina
 		}
 	}
 	var err error
-	if s.Scaler != nil {
-		if r.Stepped, err = s.Scaler.Step(s.Optimizer, s.trainable()); err != nil {
-			return r, fmt.Errorf("optimizer step: %w", err)
-		}
-	} else {
-		if err := s.Optimizer.Step(); err != nil {
-			return r, fmt.Errorf("optimizer step: %w", err)
-		}
-		r.Stepped = true
+	if r.Stepped, err = s.optimizerStep(); err != nil {
+		return r, err
 	}
 	r.Loss, r.Correct = lossSum, correctSum
 	return r, nil
