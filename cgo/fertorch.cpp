@@ -291,6 +291,77 @@ char* fer_set_deterministic(int on) {
   FER_CATCH
 }
 
+int fer_onednn_available(void) { return at::hasMKLDNN() ? 1 : 0; }
+
+int fer_onednn_enabled(void) { return at::globalContext().userEnabledMkldnn() ? 1 : 0; }
+
+void fer_set_onednn(int on) { at::globalContext().setUserEnabledMkldnn(on != 0); }
+
+namespace {
+
+// The shapes fer_onednn_probe tries: input channels, output channels, kernel,
+// stride and groups on a 2x C x 8x8 input with "same" padding. Some oneDNN
+// builds get exactly such small convolutions wrong on some CPUs (Debian's
+// oneDNN 3.6 under libtorch 2.6 on AVX-512 machines: the forward pass with 24
+// input channels, the input gradient with 4 or 8 output channels).
+struct OneDNNProbeCase {
+  int64_t in, out, kernel, stride, groups;
+};
+constexpr OneDNNProbeCase kOneDNNProbeCases[] = {
+    {24, 16, 3, 1, 1}, {16, 8, 3, 1, 1}, {3, 4, 5, 2, 1}, {64, 64, 3, 1, 1}, {32, 32, 3, 1, 32}, {64, 32, 1, 1, 1},
+};
+
+// A deterministic pattern in [-scale, scale] with the given shape (no random
+// generator is touched).
+torch::Tensor probe_pattern(at::IntArrayRef shape, double freq, double scale) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return torch::sin(torch::arange(n, torch::kFloat64) * freq).to(torch::kFloat32).mul(scale).reshape(shape);
+}
+
+// Restores the oneDNN switch when it goes out of scope.
+struct OneDNNRestore {
+  bool was = at::globalContext().userEnabledMkldnn();
+  ~OneDNNRestore() { at::globalContext().setUserEnabledMkldnn(was); }
+};
+
+}  // namespace
+
+char* fer_onednn_probe(double* max_rel_diff, int* worst_case) {
+  FER_TRY
+  *max_rel_diff = 0;
+  *worst_case = -1;
+  if (!at::hasMKLDNN()) return nullptr;
+  OneDNNRestore restore;
+  at::AutoGradMode grad(true);
+  int index = 0;
+  for (const auto& c : kOneDNNProbeCases) {
+    auto x0 = probe_pattern({2, c.in, 8, 8}, 0.37, 1.0);
+    auto w0 = probe_pattern({c.out, c.in / c.groups, c.kernel, c.kernel}, 0.11, 0.2);
+    std::vector<torch::Tensor> results[2];
+    for (int on = 0; on < 2; on++) {
+      at::globalContext().setUserEnabledMkldnn(on != 0);
+      auto x = x0.clone().set_requires_grad(true);
+      auto w = w0.clone().set_requires_grad(true);
+      auto y = torch::conv2d(x, w, {}, c.stride, c.kernel / 2, 1, c.groups);
+      auto gy = probe_pattern(y.sizes(), 0.7, 1.0);
+      auto grads = torch::autograd::grad({y}, {x, w}, {gy});
+      results[on] = {y.detach(), grads[0], grads[1]};
+    }
+    for (size_t i = 0; i < results[0].size(); i++) {
+      const auto& native = results[0][i];
+      double scale = native.abs().max().item<double>();
+      double diff = (results[1][i] - native).abs().max().item<double>() / std::max(scale, 1e-12);
+      if (!(diff <= *max_rel_diff)) {  // NaN counts as the worst
+        *max_rel_diff = std::isnan(diff) ? INFINITY : diff;
+        *worst_case = index;
+      }
+    }
+    index++;
+  }
+  FER_CATCH
+}
+
 int fer_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
 
 void fer_set_grad_enabled(int on) { at::GradMode::set_enabled(on != 0); }

@@ -109,6 +109,17 @@ int fer_cudnn_is_available(void);
 char* fer_cuda_synchronize(int device_index);
 void fer_set_cudnn_benchmark(int on);
 char* fer_set_deterministic(int on);
+/* oneDNN (MKL-DNN) for CPU operations: whether libtorch has it, whether it
+ * may use it (torch.backends.mkldnn.enabled), and switching it. */
+int fer_onednn_available(void);
+int fer_onednn_enabled(void);
+void fer_set_onednn(int on);
+/* Runs a few small convolutions forward and backward with oneDNN and with
+ * libtorch's native kernels and stores the largest difference between the
+ * two, relative to the native result's largest magnitude, and the index of
+ * the case that had it. It leaves the oneDNN switch and the random
+ * generators as they were. */
+char* fer_onednn_probe(double* max_rel_diff, int* worst_case);
 int fer_grad_enabled(void);
 void fer_set_grad_enabled(int on);
 /* Autocast for a device type: enabled flag and the lower-precision dtype. */

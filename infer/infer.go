@@ -32,6 +32,9 @@ type Options struct {
 	BatchSize int
 	// Workers are Run's decoding and batching goroutines (0: one per core).
 	Workers int
+	// OneDNN is whether CPU work may use libtorch's oneDNN kernels ("" is
+	// auto: unless a probe finds them wrong on this machine).
+	OneDNN torch.OneDNNMode
 }
 
 // Model is a trained network ready for inference. Its methods that run the
@@ -47,6 +50,9 @@ type Model struct {
 	Config ModelConfig
 	// Device is where the network runs.
 	Device torch.Device
+	// Notice is what the user should be told about how the network runs
+	// (oneDNN turned off on this CPU by the auto mode), or "".
+	Notice string
 
 	net     vision.Backbone
 	batch   int
@@ -81,11 +87,15 @@ func Load(path string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	notice, err := opts.OneDNN.Apply(dev)
+	if err != nil {
+		return nil, err
+	}
 	net, err := st.Config.Model.Build(len(st.Classes))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	m := &Model{Path: path, Kind: st.Kind, Classes: st.Classes, Config: st.Config.Model, Device: dev, net: net, batch: opts.BatchSize, workers: opts.Workers}
+	m := &Model{Path: path, Kind: st.Kind, Classes: st.Classes, Config: st.Config.Model, Device: dev, Notice: notice, net: net, batch: opts.BatchSize, workers: opts.Workers}
 	if m.batch <= 0 {
 		m.batch = 64
 	}

@@ -146,6 +146,10 @@ type TrainConfig struct {
 	// Threads is libtorch's CPU thread count (0: one per core; on several
 	// ranks per machine, the cores divided among them).
 	Threads int `yaml:"threads"`
+	// OneDNN is whether CPU work may use libtorch's oneDNN kernels: auto
+	// (the default) uses them unless a start-up probe finds them computing
+	// wrong convolutions on this machine, on and off force it.
+	OneDNN torch.OneDNNMode `yaml:"onednn"`
 	// SyncBN makes batch norm compute its batch statistics over every
 	// rank's share of the global batch in a distributed run (PyTorch's
 	// SyncBatchNorm); without it each rank normalises with its own share's
@@ -198,7 +202,7 @@ func DefaultConfig() Config {
 			Schedule: ScheduleNone, StepEpochs: 5, StepGamma: 0.1, PlateauPatience: 2, PlateauFactor: 0.1,
 			Accumulate: 1, OneCyclePctStart: 0.3, OneCycleDivFactor: 25, OneCycleFinalDivFactor: 1e4,
 			OneCycleMomentum: true, OneCycleMomentumRange: [2]float64{0.85, 0.95},
-			BestMetric: ValAccuracy, Seed: 42, Device: torch.DeviceAuto, Precision: FP32,
+			BestMetric: ValAccuracy, Seed: 42, Device: torch.DeviceAuto, Precision: FP32, OneDNN: torch.OneDNNAuto,
 			EpochCheckpoints: true, MixProb: 1, MixSwitchProb: 0.5,
 		},
 		Output: "runs/vgg16",
@@ -316,6 +320,7 @@ func (c Config) Validate() error {
 	named("train.best_metric", &t.BestMetric)
 	named("train.precision", &t.Precision)
 	named("train.device", &t.Device)
+	named("train.onednn", &t.OneDNN)
 	check(t.CheckpointEverySteps >= 0, "train.checkpoint_every_steps %d is negative", t.CheckpointEverySteps)
 	check(t.Threads >= 0, "train.threads %d is negative", t.Threads)
 	check(c.Output != "", "output is empty")

@@ -112,6 +112,7 @@ func TestNamedSettingsParseThemselves(t *testing.T) {
 		{"train:\n  best_metric: val_f1\n", `line 2: unknown metric "val_f1" (want val_accuracy, val_loss, val_balanced_accuracy or val_macro_f1)`},
 		{"train:\n  loss_normalization: mean\n", `line 2: unknown loss normalization "mean" (want keras or pytorch)`},
 		{"train:\n  device: tpu\n", `line 2: unknown device "tpu" (want auto, cpu, cuda or cuda:N)`},
+		{"train:\n  onednn: false\n", `line 2: unknown oneDNN mode "false" (want auto, on or off)`},
 		{"train:\n\n  device: cuda:x\n", `line 3: bad device "cuda:x": want cuda:N with N a device index`},
 	}
 	for _, c := range cases {

@@ -77,6 +77,7 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&t.CheckpointEverySteps, "checkpoint-every", t.CheckpointEverySteps, "also save the last checkpoint every N steps inside an epoch (0: epoch ends only)")
 	fs.BoolVar(&t.EpochCheckpoints, "epoch-checkpoints", t.EpochCheckpoints, "keep one weights file per epoch")
 	fs.IntVar(&t.Threads, "threads", t.Threads, "libtorch CPU threads (0: one per core, divided among the ranks of a machine)")
+	fs.Var(&t.OneDNN, "onednn", torch.OneDNNFlagUsage)
 	fs.IntVar(&t.FineTune, "fine-tune", t.FineTune, "train the head alone for this many epochs, then the trainable base layers too at --base-lr (fastai's fine_tune; one-cycle runs one cycle per phase)")
 	fs.Float64Var(&t.EMA, "ema", t.EMA, "exponential moving average of the weights with this decay (e.g. 0.999), used by validation and the saved weights (0: off)")
 	fs.Float64Var(&t.Mixup, "mixup", t.Mixup, "Mixup (timm's, per batch): blend each training batch with the reversed global batch, weight lambda ~ Beta(A, A), the loss weighted the same between the two labels; A e.g. 0.2-0.8 (0: off); training accuracy counts the label of the larger weight")

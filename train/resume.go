@@ -18,7 +18,7 @@ import (
 // instead of its checkpoint, by flag name: a longer epoch count, where the
 // same data is now, and what only changes speed or placement. Everything
 // else comes from the checkpoint, so that the run continues as it began.
-var ResumeFlags = []string{"epochs", "data", "device", "threads", "workers", "prefetch", "cache"}
+var ResumeFlags = []string{"epochs", "data", "device", "threads", "onednn", "workers", "prefetch", "cache"}
 
 // applyResumeFlag copies the setting of one of ResumeFlags from given to c.
 func applyResumeFlag(c *Config, given Config, flag string) error {
@@ -31,6 +31,8 @@ func applyResumeFlag(c *Config, given Config, flag string) error {
 		c.Train.Device = given.Train.Device
 	case "threads":
 		c.Train.Threads = given.Train.Threads
+	case "onednn":
+		c.Train.OneDNN = given.Train.OneDNN
 	case "workers":
 		c.Data.Workers = given.Data.Workers
 	case "prefetch":

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/fertorch/fertorch/checkpoint"
@@ -205,32 +204,6 @@ func (r *run) free() {
 	r.weights.Free()
 }
 
-// configureRuntime sets libtorch's thread count and device settings and
-// checks that the prepared data is there, before anything is written (a
-// wrong --data is the common mistake). It returns the thread count.
-func (r *run) configureRuntime() (int, error) {
-	c := r.cfg
-	threads := c.Train.Threads
-	if threads == 0 {
-		threads = r.localCores()
-	}
-	if err := torch.SetNumThreads(threads); err != nil {
-		return 0, err
-	}
-	if c.Train.Precision == FP16 && !r.dev.IsCUDA() {
-		return 0, fmt.Errorf("precision fp16 needs a CUDA device (the CPU supports bf16)")
-	}
-	if r.dev.IsCUDA() {
-		torch.SetCuDNNBenchmark(true)
-	}
-	for _, part := range []string{"train", "valid"} {
-		if _, err := os.Stat(filepath.Join(c.Data.Dir, part)); err != nil {
-			return 0, fmt.Errorf("%w (run `fer prepare` first?)", err)
-		}
-	}
-	return threads, nil
-}
-
 // setup loads the data, builds the model and optimizer, and restores a
 // checkpoint when resuming.
 func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
@@ -240,6 +213,7 @@ func (r *run) setup(ctx context.Context, resume *LoadedCheckpoint) error {
 		return err
 	}
 	r.printf("run folder %s, device %s, precision %s, libtorch %s, %d CPU threads\n", c.Output, r.dev, c.Train.Precision, torch.BuildInfo(), threads)
+	r.printf("recipe: %s\n", c.Train.Recipe())
 	// The data is opened and checked (a resumed run's against its record)
 	// before anything is written.
 	if err := r.loadData(ctx); err != nil {

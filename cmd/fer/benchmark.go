@@ -32,6 +32,7 @@ func runBenchmark(args []string, stdout, stderr io.Writer) error {
 	parity := fs.Bool("parity", false, "instead of timing, compare VGG16 logits on the CPU and on --device")
 	cudnnBenchmark := fs.Bool("cudnn-benchmark", true, "let cuDNN pick the fastest convolution algorithms")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
+	oneDNN := oneDNNFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +49,16 @@ func runBenchmark(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	torch.SetCuDNNBenchmark(*cudnnBenchmark)
+	// --parity runs the network on the CPU too.
+	cpuSide := dev
+	if *parity {
+		cpuSide = torch.CPU()
+	}
+	notice, err := oneDNN.Apply(cpuSide)
+	if err != nil {
+		return err
+	}
+	tellNotice(stderr, "benchmark", notice)
 	var result any
 	if *parity {
 		diff, err := train.ForwardParity(dev, *size, 4, *channelsLast, 7)

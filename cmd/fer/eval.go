@@ -23,6 +23,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch-size", 64, "images per batch")
 	workers := fs.Int("workers", 0, "decoding goroutines (0: one per core)")
 	tta := fs.Bool("tta", false, "average each image's prediction with its horizontal mirror's")
+	oneDNN := oneDNNFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -41,11 +42,12 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if *workers < 0 {
 		return usagef("--workers %d is negative", *workers)
 	}
-	model, err := infer.Load(*checkpoint, infer.Options{Device: device, BatchSize: *batch, Workers: *workers})
+	model, err := infer.Load(*checkpoint, infer.Options{Device: device, BatchSize: *batch, Workers: *workers, OneDNN: *oneDNN})
 	if err != nil {
 		return err
 	}
 	defer model.Free()
+	tellNotice(stderr, "eval", model.Notice)
 	var ds *data.Dataset
 	source := *dir
 	if *dir != "" {

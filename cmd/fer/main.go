@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fertorch/fertorch/torch"
 	"github.com/spf13/pflag"
 )
 
@@ -64,6 +65,21 @@ func usage(w io.Writer) {
 }
 
 // newFlags makes a flag set whose --help prints the command's usage.
+// oneDNNFlag adds --onednn to a command that runs a network.
+func oneDNNFlag(fs *pflag.FlagSet) *torch.OneDNNMode {
+	mode := torch.OneDNNAuto
+	fs.Var(&mode, "onednn", torch.OneDNNFlagUsage)
+	return &mode
+}
+
+// tellNotice writes a command's notice about how it runs (see
+// infer.Model.Notice) to stderr, when there is one.
+func tellNotice(stderr io.Writer, command, notice string) {
+	if notice != "" {
+		fmt.Fprintf(stderr, "fer %s: %s\n", command, notice)
+	}
+}
+
 func newFlags(name, synopsis string, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("fer "+name, pflag.ContinueOnError)
 	fs.SetOutput(stderr)

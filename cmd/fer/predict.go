@@ -20,6 +20,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&device, "device", "device: "+torch.DeviceSpecNames())
 	batch := fs.Int("batch-size", 64, "images per batch")
 	tta := fs.Bool("tta", false, "average each image's prediction with its horizontal mirror's")
+	oneDNN := oneDNNFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,11 +38,12 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 			return usagef("%s is a URL: fer does not fetch URLs; download the image first and give its path", a)
 		}
 	}
-	model, err := infer.Load(*checkpoint, infer.Options{Device: device, BatchSize: *batch})
+	model, err := infer.Load(*checkpoint, infer.Options{Device: device, BatchSize: *batch, OneDNN: *oneDNN})
 	if err != nil {
 		return err
 	}
 	defer model.Free()
+	tellNotice(stderr, "predict", model.Notice)
 	ctx := onInterrupt()
 	defer ctx.stop()
 	preds, skipped, err := model.Predict(ctx, fs.Args(), *k, *tta)

@@ -29,6 +29,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	grace := fs.Duration("grace", 30*time.Second, "on SIGTERM or Ctrl-C, how long to finish the requests held")
 	k := fs.IntP("top-k", "k", 3, "classes answered per image (a request may ask ?top_k=N or ?top_k=all)")
 	tta := fs.Bool("tta", false, "average each image's prediction with its horizontal mirror's")
+	oneDNN := oneDNNFlag(fs)
 	threads := fs.Int("threads", 0, "libtorch CPU threads (0: one per core)")
 	logFormat := fs.String("log-format", "text", "access log format on stderr: text or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -71,11 +72,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	model, err := infer.Load(*checkpoint, infer.Options{Device: device})
+	model, err := infer.Load(*checkpoint, infer.Options{Device: device, OneDNN: *oneDNN})
 	if err != nil {
 		return err
 	}
 	defer model.Free()
+	tellNotice(stderr, "serve", model.Notice)
 	srv := serve.New(model, serve.Config{
 		MaxBatch: *maxBatch, MaxWait: time.Duration(*maxWait * float64(time.Millisecond)), Queue: *queue,
 		MaxImages: *maxImages, MaxBodyBytes: *maxBody, Limits: data.Limits{MaxPixels: *maxPixels},

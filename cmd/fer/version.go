@@ -19,5 +19,26 @@ func runVersion(args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "CUDA devices: none (%s)\n", torch.CUDAUnavailableReason())
 	}
+	line, err := oneDNNLine()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, line)
 	return nil
+}
+
+// oneDNNLine says whether this libtorch has oneDNN and whether it agrees
+// with the native kernels on this CPU (torch.ProbeOneDNN).
+func oneDNNLine() (string, error) {
+	if !torch.OneDNNAvailable() {
+		return "oneDNN: not in this libtorch", nil
+	}
+	p, err := torch.ProbeOneDNN()
+	if err != nil {
+		return "", fmt.Errorf("checking oneDNN: %w", err)
+	}
+	if p.Agrees() {
+		return fmt.Sprintf("oneDNN: agrees with the native kernels on this CPU (largest relative difference %.2g)", p.MaxRelDiff), nil
+	}
+	return fmt.Sprintf("oneDNN: wrong on this CPU (it computes %s from the native kernels): --onednn auto keeps CPU work to the native kernels", p.Disagreement()), nil
 }

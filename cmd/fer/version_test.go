@@ -17,8 +17,29 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("fer version: exit %d: %s", code, errb.String())
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("fer version printed %d lines, want 3:\n%s", len(lines), out.String())
+	if len(lines) != 4 {
+		t.Fatalf("fer version printed %d lines, want 4:\n%s", len(lines), out.String())
+	}
+	probe, err := torch.ProbeOneDNN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case !torch.OneDNNAvailable():
+		if want := "oneDNN: not in this libtorch"; lines[3] != want {
+			t.Errorf("line 4 %q, want %q", lines[3], want)
+		}
+	case probe.Agrees():
+		if want := fmt.Sprintf("oneDNN: agrees with the native kernels on this CPU (largest relative difference %.2g)", probe.MaxRelDiff); lines[3] != want {
+			t.Errorf("line 4 %q, want %q", lines[3], want)
+		}
+	default:
+		// A wrong oneDNN need not be wrong the same way twice (it can
+		// read memory it never wrote), so only the verdict is compared.
+		prefix, suffix := "oneDNN: wrong on this CPU (it computes ", " from the native kernels): --onednn auto keeps CPU work to the native kernels"
+		if !strings.HasPrefix(lines[3], prefix) || !strings.HasSuffix(lines[3], suffix) {
+			t.Errorf("line 4 %q, want %q...%q", lines[3], prefix, suffix)
+		}
 	}
 	if want := "libtorch " + torch.BuildInfo(); lines[0] != want {
 		t.Errorf("line 1 %q, want %q", lines[0], want)
@@ -34,5 +55,38 @@ func TestVersion(t *testing.T) {
 		"(make -B shim LIBTORCH=<its folder>))", torch.Version())
 	if lines[2] != want {
 		t.Errorf("line 3:\n got %q\nwant %q", lines[2], want)
+	}
+}
+
+// TestOneDNNFlag: --onednn reaches libtorch's switch (benchmark stands for
+// every command that runs a network: they share the flag), and auto on
+// this machine leaves oneDNN on exactly when the probe finds it right.
+func TestOneDNNFlag(t *testing.T) {
+	if !torch.OneDNNAvailable() {
+		t.Skipf("libtorch %s has no oneDNN", torch.Version())
+	}
+	defer torch.SetOneDNN(torch.OneDNNEnabled())
+	defer torch.SetNumThreads(torch.NumThreads())
+	probe, err := torch.ProbeOneDNN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mode string
+		want bool
+	}{{"off", false}, {"on", true}, {"off", false}, {"auto", probe.Agrees()}} {
+		torch.SetOneDNN(!c.want)
+		var out, errb bytes.Buffer
+		args := []string{"benchmark", "--device", "cpu", "--arch", "resnet18", "--head", "gap", "--input-size", "32",
+			"--batch-size", "2", "--steps", "1", "--warmup", "0", "--threads", "1", "--onednn", c.mode}
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("fer %s: exit %d: %s", strings.Join(args, " "), code, errb.String())
+		}
+		if got := torch.OneDNNEnabled(); got != c.want {
+			t.Errorf("--onednn %s: oneDNN enabled %v, want %v", c.mode, got, c.want)
+		}
+		if notice := strings.Contains(errb.String(), "oneDNN is off"); notice != (c.mode == "auto" && !c.want) {
+			t.Errorf("--onednn %s: stderr %q", c.mode, errb.String())
+		}
 	}
 }

@@ -40,6 +40,7 @@ if len(sys.argv) > 5:
     kwargs["image_size"] = int(sys.argv[5])
 sizes = json.load(open(os.path.join(d, "sizes.json")))
 torch.set_num_threads(sizes["threads"])
+torch.backends.mkldnn.enabled = sizes.get("onednn", True)
 torch.manual_seed(0)
 build = getattr(torchvision.models, arch)
 model = build(weights=None, num_classes=num_classes, **kwargs)
