@@ -299,16 +299,23 @@ void fer_set_onednn(int on) { at::globalContext().setUserEnabledMkldnn(on != 0);
 
 namespace {
 
-// The shapes fer_onednn_probe tries: input channels, output channels, kernel,
-// stride and groups on a 2x C x 8x8 input with "same" padding. Some oneDNN
-// builds get exactly such small convolutions wrong on some CPUs (Debian's
-// oneDNN 3.6 under libtorch 2.6 on AVX-512 machines: the forward pass with 24
-// input channels, the input gradient with 4 or 8 output channels).
+// The convolutions fer_onednn_probe tries: input channels, output channels,
+// kernel, stride and groups on a 2 x in x 8x8 input with "same" padding, and
+// their names. Some oneDNN builds get exactly such small convolutions wrong
+// on some CPUs (Debian's oneDNN 3.6 under libtorch 2.6 on AVX-512 machines:
+// the forward pass with 24 input channels, the input gradient with 4 or 8
+// output channels).
 struct OneDNNProbeCase {
   int64_t in, out, kernel, stride, groups;
+  const char* name;
 };
 constexpr OneDNNProbeCase kOneDNNProbeCases[] = {
-    {24, 16, 3, 1, 1}, {16, 8, 3, 1, 1}, {3, 4, 5, 2, 1}, {64, 64, 3, 1, 1}, {32, 32, 3, 1, 32}, {64, 32, 1, 1, 1},
+    {24, 16, 3, 1, 1, "3x3 convolution 24->16 channels"},
+    {16, 8, 3, 1, 1, "3x3 convolution 16->8 channels"},
+    {3, 4, 5, 2, 1, "5x5 stride-2 convolution 3->4 channels"},
+    {64, 64, 3, 1, 1, "3x3 convolution 64->64 channels"},
+    {32, 32, 3, 1, 32, "3x3 depthwise convolution 32 channels"},
+    {64, 32, 1, 1, 1, "1x1 convolution 64->32 channels"},
 };
 
 // A deterministic pattern in [-scale, scale] with the given shape (no random
@@ -360,6 +367,11 @@ char* fer_onednn_probe(double* max_rel_diff, int* worst_case) {
     index++;
   }
   FER_CATCH
+}
+
+const char* fer_onednn_probe_case(int i) {
+  constexpr int n = sizeof(kOneDNNProbeCases) / sizeof(kOneDNNProbeCases[0]);
+  return i >= 0 && i < n ? kOneDNNProbeCases[i].name : "";
 }
 
 int fer_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }

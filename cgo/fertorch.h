@@ -120,6 +120,8 @@ void fer_set_onednn(int on);
  * the case that had it. It leaves the oneDNN switch and the random
  * generators as they were. */
 char* fer_onednn_probe(double* max_rel_diff, int* worst_case);
+/* The name of probe case i ("3x3 convolution 24->16 channels"), or "". */
+const char* fer_onednn_probe_case(int i);
 int fer_grad_enabled(void);
 void fer_set_grad_enabled(int on);
 /* Autocast for a device type: enabled flag and the lower-precision dtype. */

@@ -52,12 +52,6 @@ func (p OneDNNProbe) Disagreement() string {
 	return fmt.Sprintf("a %s %.2g away (relative)", p.Case, p.MaxRelDiff)
 }
 
-// oneDNNProbeCases names the shim's probe cases, in its order.
-var oneDNNProbeCases = [...]string{
-	"3x3 convolution 24->16 channels", "3x3 convolution 16->8 channels", "5x5 stride-2 convolution 3->4 channels",
-	"3x3 convolution 64->64 channels", "3x3 depthwise convolution 32 channels", "1x1 convolution 64->32 channels",
-}
-
 // ProbeOneDNN runs a few small convolutions forward and backward on the CPU
 // with oneDNN and with libtorch's native kernels and compares them. Some
 // oneDNN builds compute wrong results on some CPUs (Debian's oneDNN 3.6 under
@@ -71,11 +65,7 @@ func ProbeOneDNN() (OneDNNProbe, error) {
 	if err := takeError("onednn_probe", C.fer_onednn_probe(&diff, &worst)); err != nil {
 		return OneDNNProbe{}, err
 	}
-	p := OneDNNProbe{MaxRelDiff: float64(diff)}
-	if i := int(worst); i >= 0 && i < len(oneDNNProbeCases) {
-		p.Case = oneDNNProbeCases[i]
-	}
-	return p, nil
+	return OneDNNProbe{MaxRelDiff: float64(diff), Case: C.GoString(C.fer_onednn_probe_case(worst))}, nil
 }
 
 // OneDNNMode is the --onednn setting: whether CPU work may use oneDNN.
