@@ -102,6 +102,9 @@ probe=$(LD_LIBRARY_PATH=$ldpath /tmp/probe)
 say "$probe"
 grep -q 'fer_built_with_cuda=1 ' <<<"$probe" || fail "fer_built_with_cuda() is not 1"
 grep -q 'fer_dist_has_nccl=1 ' <<<"$probe" || fail "fer_dist_has_nccl() is not 1: the shim was built without ProcessGroupNCCL"
+# A group ends with ProcessGroupNCCL::shutdown() where libtorch has it (2.x).
+nm -D --undefined-only build/libfertorch.so | grep -q '_ZN4c10d16ProcessGroupNCCL8shutdownEv' ||
+	fail "the shim does not call ProcessGroupNCCL::shutdown(): its groups would end by abort"
 grep -q 'fer_cuda_runtime_version=0 ' <<<"$probe" && fail "libtorch's CUDA hooks are not registered (libtorch_cuda not loaded)"
 
 # A one-rank job on CUDA device 0 (the driver library, no GPU): the store
