@@ -49,7 +49,8 @@ SHIM_FLAGS := -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -D$(TORCH_ABI
 # Distributed training (cgo/fertorch_dist.cpp) needs libtorch's c10d headers
 # and gloo's (Debian: libgloo-dev); without them the unit is built with
 # FER_WITH_DIST=0 and says so at run time. NCCL also needs a CUDA libtorch,
-# nccl.h and the CUDA runtime headers.
+# nccl.h and the CUDA runtime headers (Debian: libnccl-dev, nvidia-cuda-dev);
+# without them it is left out and fer_dist_has_nccl() returns 0.
 DIST_C10D := $(TORCH_INCROOT)/torch/csrc/distributed/c10d/ProcessGroupGloo.hpp
 DIST_GLOO := $(firstword $(wildcard $(TORCH_INCROOT)/gloo/config.h /usr/include/gloo/config.h))
 # A PyTorch wheel's torch/ folder has them beside it, in the nvidia-* wheels

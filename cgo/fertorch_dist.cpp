@@ -63,6 +63,9 @@
 //  - 2.4+: TCPStoreOptions::useLibUV (default true) picks the libuv server,
 //    which Debian's libtorch lacks; the classic server is asked for wherever
 //    the option exists (set_classic_tcpstore_server).
+//  - 2.x: ProcessGroupNCCL::shutdown() ends the group's communicators
+//    cleanly (a group destroyed without it warns and aborts them); it is
+//    called wherever it exists (shutdown_if_possible).
 
 namespace {
 
@@ -72,6 +75,13 @@ auto set_classic_tcpstore_server(O& o, int) -> decltype(o.useLibUV = false, void
 }
 template <typename O>
 void set_classic_tcpstore_server(O&, long) {}
+
+template <typename PG>
+auto shutdown_if_possible(PG& pg, int) -> decltype(pg.shutdown(), void()) {
+  pg.shutdown();
+}
+template <typename PG>
+void shutdown_if_possible(PG&, long) {}
 
 using Millis = std::chrono::milliseconds;
 using WorkPtr = c10::intrusive_ptr<c10d::Work>;
@@ -169,6 +179,18 @@ struct Comm : torch::CustomClassHolder {
   int size = 1;
   Millis timeout{0};
   at::Device device{at::kCPU};
+
+  ~Comm() {
+#if FER_DIST_NCCL
+    if (nccl) {
+      try {
+        shutdown_if_possible(*nccl, 0);
+      } catch (...) {
+        // The group is going away either way; its destructor aborts it.
+      }
+    }
+#endif
+  }
 };
 
 }  // namespace fer_dist

@@ -4,10 +4,14 @@
 # way a user's machine would, without needing a GPU:
 #
 #   - the Makefile detects CUDA in Debian's multiarch layout (LIBTORCH unset)
-#     and the shim compiles with -Werror (libtorch's headers stay -isystem);
+#     and NCCL (nccl.h and cuda_runtime_api.h in /usr/include), and the shim,
+#     its distributed unit's NCCL path included, compiles with -Werror
+#     (libtorch's headers stay -isystem);
 #   - libtorch_cuda.so and libc10_cuda.so are NEEDED entries of the shim;
 #   - it exports every fer_* function cgo/fertorch.h declares, and
-#     fer_built_with_cuda() returns 1 when called from C;
+#     fer_built_with_cuda() and fer_dist_has_nccl() return 1 when called from
+#     C; fer_dist_init on a CUDA device gets as far as creating
+#     ProcessGroupNCCL, which fails for want of a GPU;
 #   - the Go programs link against it;
 #   - fer version runs against it, without the NVIDIA driver library and with
 #     it (libcuda1 unpacked) but no GPU, and fer train --device cuda fails with
@@ -20,7 +24,10 @@
 # libtorch-cuda-2.6 depends on nvidia-cudnn, an installer that downloads cuDNN
 # from NVIDIA, so its packages are fetched with apt-get download (kept in
 # $FERTORCH_CUDA_DEBS, default /var/cache/fertorch/debs/trixie-cuda) and
-# unpacked, not installed. Without cuDNN (libcudnn.so.9) nothing can load a
+# unpacked, not installed. Of libnccl-dev and nvidia-cuda-dev (1 GB of .debs,
+# mostly static libraries) only the headers are unpacked, into the root's
+# /usr/include; the .debs are not kept, their headers are (a .tar.gz each in
+# that folder, 2 MB in all). Without cuDNN (libcudnn.so.9) nothing can load a
 # CUDA libtorch: the load checks then use a stub libcudnn.so.9 and say so, or
 # a real one from FERTORCH_CUDNN_DIR; FERTORCH_CUDNN_STUB=0 fails instead.
 # Needs root (debootstrap, chroot) and Debian's package mirror.
@@ -28,7 +35,7 @@
 set -euo pipefail
 
 usage() {
-	sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
 }
 case "${1:-}" in
 -h | --help)
@@ -60,19 +67,21 @@ droot_lock "$root"
 droot_create "$root" trixie "$mirror" main,contrib,non-free
 
 # Installed in the root: g++ and make, libgloo-cuda-dev (so that the distributed
-# unit, cgo/fertorch_dist.cpp, is built with Gloo), libtorch-cuda's
-# dependencies that apt can install (all but nvidia-cudnn and the driver),
-# and, unpacked from
-# .debs, libtorch-cuda itself and, in /opt/nvidia-driver where the loader
-# only finds it when asked to, the driver library. Done once: a stamp holds
-# this recipe's checksum, so changing the recipe redoes it.
+# unit, cgo/fertorch_dist.cpp, is built with Gloo), libcu++-dev (<nv/target>,
+# which the CUDA headers include), libtorch-cuda's dependencies that apt can
+# install (all but nvidia-cudnn and the driver), and, unpacked from .debs,
+# libtorch-cuda itself, the headers of libnccl-dev and nvidia-cuda-dev (so
+# that it is built with NCCL too; nvidia-cuda-dev itself would install the
+# driver library) and, in /opt/nvidia-driver where the loader only finds it
+# when asked to, the driver library. Done once: a stamp holds this recipe's
+# checksum, so changing the recipe redoes it.
 # shellcheck disable=SC2016 # expanded inside the root
 setup='
 	apt-get -o Acquire::Check-Valid-Until=false update -q >&2
 	deps=$(apt-cache show --no-all-versions libtorch-cuda-2.6 libtorch-cuda-dev | sed -n "s/^Depends: //p" |
 		tr , "\n" | sed "s/|.*//; s/(.*)//; s/[[:space:]]//g" | grep -vxE "nvidia-cudnn|libcuda1|libtorch-cuda-2\.6" | sort -u)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		g++ make binutils ca-certificates libgloo-cuda-dev $deps >&2
+		g++ make binutils ca-certificates libgloo-cuda-dev libcu++-dev $deps >&2
 	cd /debs
 	for p in libtorch-cuda-2.6 libtorch-cuda-dev libcuda1 libnvidia-ptxjitcompiler1; do
 		v=$(apt-cache show --no-all-versions "$p" | sed -n "s/^Version: //p" | sed "s/^[0-9]*://")
@@ -86,6 +95,22 @@ setup='
 	rm -rf /opt/nvidia-driver
 	mv "/tmp/nvidia-driver/usr/lib/$(gcc -print-multiarch)/nvidia/current" /opt/nvidia-driver
 	rm -rf /tmp/nvidia-driver
+	for p in libnccl-dev nvidia-cuda-dev; do
+		v=$(apt-cache show --no-all-versions "$p" | sed -n "s/^Version: //p" | sed "s/^[0-9]*://")
+		h=/debs/${p}_${v}_include.tar.gz
+		if [ ! -e "$h" ]; then
+			rm -rf /tmp/headers
+			mkdir -p /tmp/headers/root
+			cd /tmp/headers
+			apt-get download -q -o APT::Sandbox::User=root "$p" >&2
+			dpkg-deb --fsys-tarfile "${p}_"*.deb | tar -x -C root ./usr/include
+			tar -czf "$h.partial" -C root/usr/include .
+			mv "$h.partial" "$h"
+			cd /debs
+			rm -rf /tmp/headers
+		fi
+		tar -xzf "$h" --no-overwrite-dir -C /usr/include
+	done
 	ldconfig
 	apt-cache show --no-all-versions libtorch-cuda-dev | sed -n "s/^Version: //p" >/.fertorch-cuda-version
 '

@@ -23,6 +23,7 @@ TESTFLAGS=${TESTFLAGS-}
 libdir=/usr/lib/$(gcc -print-multiarch)
 driverdir=/opt/nvidia-driver
 log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
 # ---- build: the Makefile's own CUDA detection, warnings as errors ----------
 if ! make -B shim CXXFLAGS="-O2 -g0 -Werror" >"$log" 2>&1; then
@@ -31,6 +32,15 @@ if ! make -B shim CXXFLAGS="-O2 -g0 -Werror" >"$log" 2>&1; then
 fi
 grep -q -- '-DFER_WITH_CUDA=1' "$log" ||
 	fail "the Makefile did not detect CUDA ($libdir/libtorch_cuda.so): $(grep -- ' -shared ' "$log")"
+# The distributed unit with NCCL: the Makefile asks for it when it finds
+# these three headers.
+if ! grep -q -- '-DUSE_C10D_NCCL' "$log"; then
+	missing=""
+	for h in /usr/include/nccl.h /usr/include/cuda_runtime_api.h /usr/include/torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp; do
+		[ -e "$h" ] || missing+=" $h"
+	done
+	fail "the Makefile did not build the distributed unit with NCCL (-DUSE_C10D_NCCL; missing:${missing:- nothing}): $(grep -- 'fertorch_dist' "$log")"
+fi
 
 # ---- NEEDED entries and exported functions ---------------------------------
 if ! shimcheck=$(scripts/lib/cuda-shim-check.sh build/libfertorch.so 2>&1); then
@@ -79,11 +89,11 @@ fi
 # ---- call the shim from C, as the Go package does --------------------------
 cat >/tmp/probe.c <<'C'
 #include <stdio.h>
-#include "fertorch.h"
+#include "fertorch_dist.h"
 int main(void) {
-  printf("fer_built_with_cuda=%d fer_torch_version=%s fer_cxx11_abi=%d fer_cuda_runtime_version=%lld fer_cudnn_version=%lld\n",
-         fer_built_with_cuda(), fer_torch_version(), fer_cxx11_abi(), (long long)fer_cuda_runtime_version(),
-         (long long)fer_cudnn_version());
+  printf("fer_built_with_cuda=%d fer_dist_has_nccl=%d fer_torch_version=%s fer_cxx11_abi=%d fer_cuda_runtime_version=%lld fer_cudnn_version=%lld\n",
+         fer_built_with_cuda(), fer_dist_has_nccl(), fer_torch_version(), fer_cxx11_abi(),
+         (long long)fer_cuda_runtime_version(), (long long)fer_cudnn_version());
   return 0;
 }
 C
@@ -91,7 +101,40 @@ LD_LIBRARY_PATH=$ldpath gcc -Wall -Werror -Icgo -o /tmp/probe /tmp/probe.c -Lbui
 probe=$(LD_LIBRARY_PATH=$ldpath /tmp/probe)
 say "$probe"
 grep -q 'fer_built_with_cuda=1 ' <<<"$probe" || fail "fer_built_with_cuda() is not 1"
+grep -q 'fer_dist_has_nccl=1 ' <<<"$probe" || fail "fer_dist_has_nccl() is not 1: the shim was built without ProcessGroupNCCL"
+# A group ends with ProcessGroupNCCL::shutdown() where libtorch has it (2.x).
+nm -D --undefined-only build/libfertorch.so | grep -q '_ZN4c10d16ProcessGroupNCCL8shutdownEv' ||
+	fail "the shim does not call ProcessGroupNCCL::shutdown(): its groups would end by abort"
 grep -q 'fer_cuda_runtime_version=0 ' <<<"$probe" && fail "libtorch's CUDA hooks are not registered (libtorch_cuda not loaded)"
+
+# A one-rank job on CUDA device 0 (the driver library, no GPU): the store
+# and the rendezvous work, then ProcessGroupNCCL's constructor, from
+# libtorch_cuda, refuses for want of a GPU and the error comes back as a
+# string. With a GPU the group is made and its barrier (an all-reduce) runs.
+cat >/tmp/probe-nccl.c <<'C'
+#include <stdio.h>
+#include "fertorch_dist.h"
+int main(void) {
+  fer_dist_group g = NULL;
+  char* err = fer_dist_init("127.0.0.1", 0, 0, 1, 1, "", "", FER_CUDA, 0, 60000, &g);
+  if (err != NULL) {
+    printf("fer_dist_init(FER_CUDA): %s\n", err);
+    fer_free_string(err);
+    return 0;
+  }
+  err = fer_dist_barrier(g);
+  printf("fer_dist_init(FER_CUDA): a group; fer_dist_barrier: %s\n", err == NULL ? "done" : err);
+  fer_free_string(err);
+  fer_dist_group_free(g);
+  return 0;
+}
+C
+LD_LIBRARY_PATH=$ldpath gcc -Wall -Werror -Icgo -o /tmp/probe-nccl /tmp/probe-nccl.c -Lbuild -lfertorch -Wl,-rpath,/src/build
+fer_out env LD_LIBRARY_PATH="$ldpath:$driverdir" /tmp/probe-nccl
+say "$out"
+[ "$status" = 0 ] || fail "fer_dist_init on a CUDA device: exit $status: $out"
+grep -qE '^fer_dist_init\(FER_CUDA\): (creating the NCCL process group: |a group; fer_dist_barrier: done$)' <<<"$out" ||
+	fail "fer_dist_init on a CUDA device did not reach ProcessGroupNCCL: $out"
 
 # ---- the Go programs link against this shim --------------------------------
 LD_LIBRARY_PATH=$ldpath go build -o build/ ./cmd/... || fail "the Go programs do not link against the CUDA shim"
