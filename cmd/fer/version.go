@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/dist"
 )
 
 func runVersion(args []string, stdout, stderr io.Writer) error {
@@ -24,7 +25,21 @@ func runVersion(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, line)
+	fmt.Fprintln(stdout, distLine())
 	return nil
+}
+
+// distLine says which process groups distributed training can use.
+func distLine() string {
+	switch {
+	case dist.Available() != nil:
+		return fmt.Sprintf("distributed training: not available (%v)", dist.Available())
+	case dist.HasNCCL():
+		return "distributed training: Gloo (CPU) and NCCL (CUDA)"
+	case torch.BuiltWithCUDA():
+		return "distributed training: Gloo (CPU) only: the shim was built without NCCL (nccl.h or the CUDA runtime headers were missing), so CUDA devices cannot train as several processes"
+	}
+	return "distributed training: Gloo (CPU)"
 }
 
 // oneDNNLine says whether this libtorch has oneDNN and whether it agrees

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/torch/dist"
 )
 
 // TestVersion: fer version names the libtorch build and says why there is no
@@ -17,8 +18,20 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("fer version: exit %d: %s", code, errb.String())
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("fer version printed %d lines, want 4:\n%s", len(lines), out.String())
+	if len(lines) != 5 {
+		t.Fatalf("fer version printed %d lines, want 5:\n%s", len(lines), out.String())
+	}
+	wantDist := "distributed training: Gloo (CPU)"
+	switch {
+	case dist.Available() != nil:
+		wantDist = fmt.Sprintf("distributed training: not available (%v)", dist.Available())
+	case dist.HasNCCL():
+		wantDist = "distributed training: Gloo (CPU) and NCCL (CUDA)"
+	case torch.BuiltWithCUDA():
+		t.Errorf("the shim was built against a CUDA libtorch without NCCL")
+	}
+	if lines[4] != wantDist {
+		t.Errorf("line 5 %q, want %q", lines[4], wantDist)
 	}
 	probe, err := torch.ProbeOneDNN()
 	if err != nil {

@@ -97,6 +97,11 @@ func Available() error {
 	return nil
 }
 
+// HasNCCL reports whether the shim was built with ProcessGroupNCCL, which
+// groups on CUDA devices need: a CUDA libtorch, nccl.h and the CUDA runtime
+// headers at build time.
+func HasNCCL() bool { return C.fer_dist_has_nccl() != 0 }
+
 // Options tune Init.
 type Options struct {
 	// Timeout bounds every collective and the rendezvous; 0 means
