@@ -146,6 +146,8 @@ check_fer() { # LABEL LD_LIBRARY_PATH WANT-in-the-error
 	[ "$status" = 0 ] || fail "fer version ($label): exit $status: $out"
 	head -n 1 <<<"$out" | grep -qE '^libtorch [0-9.]+ \(built with CUDA: true, CUDA [0-9]+\.[0-9]+, ' ||
 		fail "fer version ($label) does not report a CUDA libtorch: $out"
+	grep -qx 'distributed training: Gloo (CPU) and NCCL (CUDA)' <<<"$out" ||
+		fail "fer version ($label) does not report NCCL: $out"
 	local devices
 	devices=$(grep '^CUDA devices:' <<<"$out")
 	say "fer version ($label): $(head -n 1 <<<"$out"); ${devices:0:200}"
