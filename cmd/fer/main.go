@@ -64,7 +64,6 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Run 'fer <command> --help' for a command's flags.")
 }
 
-// newFlags makes a flag set whose --help prints the command's usage.
 // oneDNNFlag adds --onednn to a command that runs a network.
 func oneDNNFlag(fs *pflag.FlagSet) *torch.OneDNNMode {
 	mode := torch.OneDNNAuto
@@ -80,6 +79,7 @@ func tellNotice(stderr io.Writer, command, notice string) {
 	}
 }
 
+// newFlags makes a flag set whose --help prints the command's usage.
 func newFlags(name, synopsis string, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("fer "+name, pflag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -31,9 +31,9 @@ func runVersion(args []string, stdout, stderr io.Writer) error {
 
 // distLine says which process groups distributed training can use.
 func distLine() string {
-	switch {
-	case dist.Available() != nil:
-		return fmt.Sprintf("distributed training: not available (%v)", dist.Available())
+	switch err := dist.Available(); {
+	case err != nil:
+		return fmt.Sprintf("distributed training: not available (%v)", err)
 	case dist.HasNCCL():
 		return "distributed training: Gloo (CPU) and NCCL (CUDA)"
 	case torch.BuiltWithCUDA():
