@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/torch/optim"
@@ -184,6 +185,18 @@ func (s *Stepper) TrainMixedStep(x, y *torch.Tensor, mix MixedLabels, denominato
 }
 
 func (s *Stepper) trainStep(x, y *torch.Tensor, mix *MixedLabels, denominator float64) (StepResult, error) {
+	// The whole step runs on one OS thread. Autograd numbers a graph's
+	// nodes with a counter per thread and backward runs the ready nodes in
+	// that order; Go moves a goroutine between threads at any cgo call, so
+	// a forward pass spread over threads gets a backward order that can
+	// differ from rank to rank. With collectives inside backward
+	// (synchronised batch norm) beside the gradient buckets', the ranks
+	// would then issue collectives in different orders, which Gloo answers
+	// with "op.preamble.length <= op.nbytes" and NCCL with a hang; and even
+	// on one process, gradients that meet at a node would be summed in an
+	// order that changes from run to run.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if s.Accumulate > 1 {
 		return s.accumulatedStep(x, y, mix, denominator)
 	}
