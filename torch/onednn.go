@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/fertorch/fertorch/internal/choice"
 	"gopkg.in/yaml.v3"
 )
 
@@ -83,44 +84,35 @@ const (
 	OneDNNOff OneDNNMode = "off"
 )
 
+var oneDNNModes = choice.Names[OneDNNMode]{What: "oneDNN mode", List: []choice.Name[OneDNNMode]{
+	{Value: OneDNNAuto, Name: "auto"},
+	{Value: OneDNNOn, Name: "on"},
+	{Value: OneDNNOff, Name: "off"},
+}}
+
 // OneDNNModeNames lists the modes for help texts.
-func OneDNNModeNames() string { return "auto, on or off" }
+func OneDNNModeNames() string { return oneDNNModes.Legal() }
 
 // OneDNNFlagUsage is the help text of every command's --onednn.
 const OneDNNFlagUsage = "libtorch's oneDNN CPU kernels: auto, on or off (auto: used unless a start-up check finds them computing wrong convolutions on this CPU)"
 
-// String implements pflag.Value.
+// String returns the mode's name; the zero value (a config written before
+// the setting existed) is auto.
 func (m OneDNNMode) String() string {
 	if m == "" {
 		return string(OneDNNAuto)
 	}
-	return string(m)
+	return oneDNNModes.Name(m)
 }
 
-// Set implements pflag.Value.
-func (m *OneDNNMode) Set(s string) error {
-	switch OneDNNMode(s) {
-	case OneDNNAuto, OneDNNOn, OneDNNOff:
-		*m = OneDNNMode(s)
-		return nil
-	}
-	return fmt.Errorf("unknown oneDNN mode %q (want %s)", s, OneDNNModeNames())
-}
+// Set parses a name (pflag.Value).
+func (m *OneDNNMode) Set(s string) error { return oneDNNModes.Set(m, s) }
 
-// Type implements pflag.Value.
+// Type names the flag's value in --help.
 func (OneDNNMode) Type() string { return "mode" }
 
-// UnmarshalYAML reads the mode from a config file, refusing unknown names.
-func (m *OneDNNMode) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	if err := m.Set(s); err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	return nil
-}
+// UnmarshalYAML reads a name, naming the line of a bad one.
+func (m *OneDNNMode) UnmarshalYAML(n *yaml.Node) error { return oneDNNModes.DecodeYAML(m, n) }
 
 // Apply sets libtorch's oneDNN switch for work on dev as the mode says and
 // returns a line for the user when it turned oneDNN off on its own (auto
@@ -158,5 +150,6 @@ func (m OneDNNMode) apply(dev Device, available bool, probe func() (OneDNNProbe,
 		return fmt.Sprintf("oneDNN is off: on this CPU, this libtorch's (%s) oneDNN computes %s from its native kernels, so CPU work uses the native kernels (--onednn on to use it anyway)",
 			Version(), p.Disagreement()), nil
 	}
-	return "", fmt.Errorf("unknown oneDNN mode %q (want %s)", string(m), OneDNNModeNames())
+	_, err := oneDNNModes.Parse(string(m))
+	return "", err
 }
