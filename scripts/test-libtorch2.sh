@@ -10,8 +10,11 @@
 # (tracked and untracked, not ignored files) and runs, inside it with this
 # machine's Go toolchain and module cache:
 #
-#     make shim && go vet ./... && go test -count=1 -timeout 30m $FERTORCH_LIBTORCH2_TESTFLAGS ./...
+#     make shim && go vet ./... && go test -count=1 -timeout 30m $FERTORCH_LIBTORCH2_TESTFLAGS $FERTORCH_LIBTORCH2_PACKAGES
 #
+# FERTORCH_LIBTORCH2_PACKAGES defaults to ./... (every package).
+# FERTORCH_LIBTORCH2_ONEDNN_ISA, when set, is passed as ONEDNN_MAX_CPU_ISA
+# (oneDNN's cap on the instruction sets its kernels use).
 # Packages are installed once; delete the root to start over with the
 # suite's newest packages. Mounts live in a private mount namespace, so
 # nothing is left mounted when the script ends, however it ends (see
@@ -20,7 +23,7 @@
 set -euo pipefail
 
 usage() {
-	sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
 }
 case "${1:-}" in
 -h | --help)
@@ -42,6 +45,8 @@ suite=${FERTORCH_LIBTORCH2_SUITE:-trixie}
 root=${FERTORCH_LIBTORCH2_ROOT:-/var/cache/fertorch/$suite}
 mirror=${FERTORCH_LIBTORCH2_MIRROR:-http://deb.debian.org/debian}
 testflags=${FERTORCH_LIBTORCH2_TESTFLAGS:-}
+testpackages=${FERTORCH_LIBTORCH2_PACKAGES:-./...}
+onednn_isa=${FERTORCH_LIBTORCH2_ONEDNN_ISA:-}
 packages=(libtorch-dev libgloo-dev g++ make ca-certificates python3-torch python3-torchvision
 	python3-scipy python3-pil python3-sklearn binutils)
 
@@ -57,7 +62,10 @@ for candidate in "${FERTORCH_SAMPLE:-}" "$repo/../shared/facial_expressions"; do
 		break
 	fi
 done
-DROOT_ENV=(TESTFLAGS="$testflags" FERTORCH_SAMPLE="${DROOT_SAMPLE:+/sample}")
+DROOT_ENV=(TESTFLAGS="$testflags" TESTPACKAGES="$testpackages" FERTORCH_SAMPLE="${DROOT_SAMPLE:+/sample}")
+if [ -n "$onednn_isa" ]; then
+	DROOT_ENV+=(ONEDNN_MAX_CPU_ISA="$onednn_isa")
+fi
 # shellcheck disable=SC2016 # expanded inside the root
 droot_run "$root" '
 	cd /src
@@ -65,6 +73,6 @@ droot_run "$root" '
 	/usr/bin/python3 -c "import torch, torchvision, scipy; print(\"torch\", torch.__version__, \"torchvision\", torchvision.__version__, \"scipy\", scipy.__version__)"
 	make shim
 	go vet ./...
-	go test -count=1 -timeout 30m $TESTFLAGS ./...
+	go test -count=1 -timeout 30m $TESTFLAGS $TESTPACKAGES
 '
 droot_say "the shim builds and the tests pass against libtorch 2.x"
