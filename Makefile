@@ -73,7 +73,7 @@ SHIM := $(BUILD)/libfertorch.so
 SHIM_OBJS := $(BUILD)/fertorch.o $(BUILD)/fertorch_dist.o
 BINARIES := $(BUILD)/fer
 
-.PHONY: all shim build deps test test-short test-libtorch2 test-cuda-build vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights bench-serve bench-dist demo train clean help
+.PHONY: all shim build deps test test-short test-libtorch2 test-cuda-build vet fmt lint fuzz bench bench-ops bench-data bench-train bench-weights bench-serve bench-dist bench-onednn demo train clean help
 
 all: build
 
@@ -85,6 +85,7 @@ help:
 	@echo "make test-libtorch2  build the shim and run the tests against libtorch 2.x (Debian trixie root; root needed)"
 	@echo "make test-cuda-build  build, link and load the shim against Debian's CUDA libtorch 2.6, without a GPU (root needed)"
 	@echo "make bench        all benchmarks (bench-ops, bench-data, bench-weights, bench-train, bench-serve, bench-dist)"
+	@echo "make bench-onednn  PyTorch's oneDNN convolutions against its native ones, per instruction-set cap"
 	@echo "LIBTORCH=/path    build against that libtorch instead of Debian's libtorch-dev"
 
 deps:
@@ -161,6 +162,11 @@ bench-serve: build
 
 bench-dist: build
 	$(GO) run ./bench/dist
+
+# PyTorch's oneDNN convolutions against its native ones, once per oneDNN
+# instruction-set cap (the peer fer's --onednn auto check stands for).
+bench-onednn:
+	for isa in "" AVX2 AVX; do ONEDNN_MAX_CPU_ISA=$$isa /usr/bin/python3 bench/onednn/sweep.py || exit 1; done
 
 demo: build
 	$(GO) build -o $(BUILD)/ ./internal/pagedriver/pageshot

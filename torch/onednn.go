@@ -8,6 +8,7 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/fertorch/fertorch/internal/choice"
 	"gopkg.in/yaml.v3"
@@ -24,6 +25,19 @@ func OneDNNEnabled() bool { return C.fer_onednn_enabled() != 0 }
 // SetOneDNN lets libtorch use oneDNN for CPU operations (on, its default) or
 // keeps it to its native kernels (off), for the whole process.
 func SetOneDNN(on bool) { C.fer_set_onednn(cbool(on)) }
+
+// OneDNNISACap returns the environment variable and value that cap the
+// instruction sets of oneDNN's kernels in this process
+// ("ONEDNN_MAX_CPU_ISA=AVX"), or "". oneDNN reads them once, at its first
+// use; DNNL_ is their older spelling.
+func OneDNNISACap() string {
+	for _, name := range []string{"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"} {
+		if v := os.Getenv(name); v != "" {
+			return name + "=" + v
+		}
+	}
+	return ""
+}
 
 // OneDNNTolerance is the largest relative difference between oneDNN's and
 // the native kernels' results that ProbeOneDNN counts as agreement: float32
@@ -147,9 +161,18 @@ func (m OneDNNMode) apply(dev Device, available bool, probe func() (OneDNNProbe,
 			return "", nil
 		}
 		SetOneDNN(false)
-		return fmt.Sprintf("oneDNN is off: on this CPU, this libtorch's (%s) oneDNN computes %s from its native kernels, so CPU work uses the native kernels (--onednn on to use it anyway)",
-			Version(), p.Disagreement()), nil
+		return fmt.Sprintf("oneDNN is off: on this CPU, this libtorch's (%s) oneDNN%s computes %s from its native kernels, so CPU work uses the slower native kernels (--onednn on to use it anyway)",
+			Version(), withISACap(), p.Disagreement()), nil
 	}
 	_, err := oneDNNModes.Parse(string(m))
 	return "", err
+}
+
+// withISACap is " with ONEDNN_MAX_CPU_ISA=..." when the environment caps
+// oneDNN's instruction sets, else "".
+func withISACap() string {
+	if cap := OneDNNISACap(); cap != "" {
+		return " with " + cap
+	}
+	return ""
 }

@@ -11,6 +11,8 @@ import (
 // runs, and what the user is told.
 func TestOneDNNModeApply(t *testing.T) {
 	defer SetOneDNN(OneDNNEnabled())
+	t.Setenv("ONEDNN_MAX_CPU_ISA", "")
+	t.Setenv("DNNL_MAX_CPU_ISA", "")
 	good := OneDNNProbe{MaxRelDiff: 2e-6, Case: "3x3 convolution 64->64 channels"}
 	bad := OneDNNProbe{MaxRelDiff: 0.77, Case: "3x3 convolution 24->16 channels"}
 	cpu, cuda := CPU(), CUDA(0)
@@ -21,6 +23,7 @@ func TestOneDNNModeApply(t *testing.T) {
 		available bool
 		probe     OneDNNProbe
 		probeErr  error
+		isaCap    string
 		probed    bool
 		enabled   bool
 		note, err string
@@ -31,7 +34,9 @@ func TestOneDNNModeApply(t *testing.T) {
 		{name: "auto, agreeing", mode: OneDNNAuto, dev: cpu, available: true, probe: good, probed: true, enabled: true},
 		{name: "empty is auto", mode: "", dev: cpu, available: true, probe: good, probed: true, enabled: true},
 		{name: "auto, disagreeing", mode: OneDNNAuto, dev: cpu, available: true, probe: bad, probed: true, enabled: false,
-			note: "oneDNN is off: on this CPU, this libtorch's (" + Version() + ") oneDNN computes a 3x3 convolution 24->16 channels 0.77 away (relative) from its native kernels, so CPU work uses the native kernels (--onednn on to use it anyway)"},
+			note: "oneDNN is off: on this CPU, this libtorch's (" + Version() + ") oneDNN computes a 3x3 convolution 24->16 channels 0.77 away (relative) from its native kernels, so CPU work uses the slower native kernels (--onednn on to use it anyway)"},
+		{name: "auto, disagreeing under a cap", mode: OneDNNAuto, dev: cpu, available: true, probe: bad, isaCap: "AVX2", probed: true, enabled: false,
+			note: "oneDNN is off: on this CPU, this libtorch's (" + Version() + ") oneDNN with ONEDNN_MAX_CPU_ISA=AVX2 computes a 3x3 convolution 24->16 channels 0.77 away (relative) from its native kernels, so CPU work uses the slower native kernels (--onednn on to use it anyway)"},
 		{name: "auto on CUDA", mode: OneDNNAuto, dev: cuda, available: true, probe: bad, enabled: true},
 		{name: "auto without oneDNN", mode: OneDNNAuto, dev: cpu, enabled: true},
 		{name: "probe fails", mode: OneDNNAuto, dev: cpu, available: true, probeErr: errors.New("boom"), probed: true, enabled: true,
@@ -40,6 +45,7 @@ func TestOneDNNModeApply(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("ONEDNN_MAX_CPU_ISA", c.isaCap)
 			SetOneDNN(!c.enabled)
 			probed := false
 			note, err := c.mode.apply(c.dev, c.available, func() (OneDNNProbe, error) {
@@ -65,6 +71,23 @@ func TestOneDNNModeApply(t *testing.T) {
 				t.Errorf("note %q\nwant %q", note, c.note)
 			}
 		})
+	}
+}
+
+// TestOneDNNISACap: the cap is read from oneDNN's own variables, the
+// newer spelling first, and an empty one is no cap.
+func TestOneDNNISACap(t *testing.T) {
+	for _, c := range []struct{ onednn, dnnl, want string }{
+		{"", "", ""},
+		{"AVX", "", "ONEDNN_MAX_CPU_ISA=AVX"},
+		{"", "SSE41", "DNNL_MAX_CPU_ISA=SSE41"},
+		{"AVX2", "SSE41", "ONEDNN_MAX_CPU_ISA=AVX2"},
+	} {
+		t.Setenv("ONEDNN_MAX_CPU_ISA", c.onednn)
+		t.Setenv("DNNL_MAX_CPU_ISA", c.dnnl)
+		if got := OneDNNISACap(); got != c.want {
+			t.Errorf("ONEDNN_MAX_CPU_ISA=%q DNNL_MAX_CPU_ISA=%q: %q, want %q", c.onednn, c.dnnl, got, c.want)
+		}
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
@@ -32,18 +31,14 @@ type backboneCase struct {
 	imageSize int
 	// heavy cases are skipped with -short.
 	heavy bool
-	// oneDNNCrash marks a case whose training step dies with SIGFPE inside
-	// oneDNN 3.6's convolution backward, in PyTorch and in fertorch alike,
-	// with Debian's libtorch 2.6 on some virtual CPUs (integer division by
-	// zero while it sizes its blocks): skipped on libtorch 2.x unless both
-	// sides run with oneDNN off (see oneDNNWrongHere).
-	oneDNNCrash bool
 }
 
 // oneDNNWrongHere reports whether this libtorch's oneDNN disagrees with its
 // native kernels on this CPU (torch.ProbeOneDNN). The backbones are then
 // compared with oneDNN off on both sides, as fer's --onednn auto runs them:
-// comparing two wrong results would prove nothing.
+// comparing two wrong results would prove nothing. (Where it is wrong, its
+// convolution backward can also die with SIGFPE, as resnet50's did here
+// with Debian's libtorch 2.6, in PyTorch and fertorch alike.)
 var oneDNNWrongHere = sync.OnceValues(func() (bool, error) {
 	p, err := torch.ProbeOneDNN()
 	return !p.Agrees(), err
@@ -95,9 +90,6 @@ func checkBackbone(t *testing.T, c backboneCase) {
 	nativeOnly, err := oneDNNWrongHere()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if c.oneDNNCrash && !nativeOnly && !strings.HasPrefix(torch.Version(), "1.") {
-		t.Skipf("skipping %s on libtorch %s: its training step dies with SIGFPE in oneDNN's convolution backward on some CPUs, in PyTorch too", c.arch, torch.Version())
 	}
 	if nativeOnly {
 		t.Logf("oneDNN computes wrong convolutions on this CPU: both sides run with oneDNN off")
@@ -360,7 +352,7 @@ func checkBackbone(t *testing.T, c backboneCase) {
 func TestResNetParity(t *testing.T) {
 	for _, c := range []backboneCase{
 		{arch: vision.ArchResNet18, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "fc"},
-		{arch: vision.ArchResNet50, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "fc", heavy: true, oneDNNCrash: true},
+		{arch: vision.ArchResNet50, classes: 8, evalSize: 224, gradSize: 64, gradBatch: 4, head: "fc", heavy: true},
 	} {
 		t.Run(string(c.arch), func(t *testing.T) { checkBackbone(t, c) })
 	}

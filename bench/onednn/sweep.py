@@ -9,6 +9,8 @@ convolution (batch 16, 32x32) both ways. oneDNN caps its instruction sets
 by ONEDNN_MAX_CPU_ISA, read once at its first use, so run it once per cap:
 
     for isa in "" AVX2 AVX; do ONEDNN_MAX_CPU_ISA=$isa /usr/bin/python3 bench/onednn/sweep.py; done
+
+(`make bench-onednn` does that with this machine's /usr/bin/python3).
 """
 import itertools
 import os

@@ -52,8 +52,12 @@ func oneDNNLine() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("checking oneDNN: %w", err)
 	}
-	if p.Agrees() {
-		return fmt.Sprintf("oneDNN: agrees with the native kernels on this CPU (largest relative difference %.2g)", p.MaxRelDiff), nil
+	name := "oneDNN"
+	if cap := torch.OneDNNISACap(); cap != "" {
+		name += " (" + cap + ")"
 	}
-	return fmt.Sprintf("oneDNN: wrong on this CPU (it computes %s from the native kernels): --onednn auto keeps CPU work to the native kernels", p.Disagreement()), nil
+	if p.Agrees() {
+		return fmt.Sprintf("%s: agrees with the native kernels on this CPU (largest relative difference %.2g)", name, p.MaxRelDiff), nil
+	}
+	return fmt.Sprintf("%s: wrong on this CPU (it computes %s from the native kernels): --onednn auto keeps CPU work to the native kernels", name, p.Disagreement()), nil
 }

@@ -17,6 +17,7 @@ func TestVersion(t *testing.T) {
 	if code := run([]string{"version"}, &out, &errb); code != 0 {
 		t.Fatalf("fer version: exit %d: %s", code, errb.String())
 	}
+	t.Logf("fer version:\n%s", out.String())
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 5 {
 		t.Fatalf("fer version printed %d lines, want 5:\n%s", len(lines), out.String())
@@ -37,19 +38,24 @@ func TestVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	name := "oneDNN"
+	if cap := torch.OneDNNISACap(); cap != "" {
+		name += " (" + cap + ")"
+	}
 	switch {
 	case !torch.OneDNNAvailable():
 		if want := "oneDNN: not in this libtorch"; lines[3] != want {
 			t.Errorf("line 4 %q, want %q", lines[3], want)
 		}
 	case probe.Agrees():
-		if want := fmt.Sprintf("oneDNN: agrees with the native kernels on this CPU (largest relative difference %.2g)", probe.MaxRelDiff); lines[3] != want {
+		if want := fmt.Sprintf("%s: agrees with the native kernels on this CPU (largest relative difference %.2g)", name, probe.MaxRelDiff); lines[3] != want {
 			t.Errorf("line 4 %q, want %q", lines[3], want)
 		}
 	default:
 		// A wrong oneDNN need not be wrong the same way twice (it can
 		// read memory it never wrote), so only the verdict is compared.
-		prefix, suffix := "oneDNN: wrong on this CPU (it computes ", " from the native kernels): --onednn auto keeps CPU work to the native kernels"
+		prefix := name + ": wrong on this CPU (it computes "
+		suffix := " from the native kernels): --onednn auto keeps CPU work to the native kernels"
 		if !strings.HasPrefix(lines[3], prefix) || !strings.HasSuffix(lines[3], suffix) {
 			t.Errorf("line 4 %q, want %q...%q", lines[3], prefix, suffix)
 		}
