@@ -8,7 +8,7 @@ import (
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/data/synth"
 	"github.com/fertorch/fertorch/infer"
-	"github.com/fertorch/fertorch/torch"
+	"github.com/fertorch/fertorch/internal/testkernels"
 	"github.com/fertorch/fertorch/train"
 )
 
@@ -21,14 +21,7 @@ func TestDemoLearns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains for about three minutes")
 	}
-	if p, err := torch.ProbeOneDNN(); err != nil {
-		t.Fatal(err)
-	} else if !p.Agrees() {
-		// The run would keep to libtorch's native kernels (--onednn
-		// auto), on which it takes over 20 minutes on 2 cores; it runs
-		// wherever oneDNN is right (make test's libtorch 1.13).
-		t.Skipf("oneDNN computes %s on this CPU, and the demo's 12 epochs take over 20 minutes on the native kernels", p.Disagreement())
-	}
+	testkernels.SkipOnNativeKernels(t, "takes over 20 minutes (12 epochs)")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "synth")
 	if _, err := synth.Generate(src, synth.Options{Seed: 1, PerClass: 200, Variation: 0.2, Messy: true}); err != nil {

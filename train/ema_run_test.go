@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fertorch/fertorch/internal/testkernels"
 	"github.com/fertorch/fertorch/train"
 )
 
@@ -17,6 +18,7 @@ func TestEMARun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains small runs")
 	}
+	testkernels.SkipOnNativeKernels(t, "takes about 3 minutes")
 	dir := t.TempDir()
 	layout := distLayout(t, filepath.Join(dir, "data"))
 	cfg := distConfig(layout, filepath.Join(dir, "full"), "vgg16", 2)

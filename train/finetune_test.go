@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fertorch/fertorch/internal/testkernels"
 	"github.com/fertorch/fertorch/train"
 )
 
@@ -19,6 +20,7 @@ func TestFineTunePhases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains several small runs")
 	}
+	testkernels.SkipOnNativeKernels(t, "trains several runs")
 	dir := t.TempDir()
 	layout := distLayout(t, filepath.Join(dir, "data"))
 	base := distConfig(layout, "", "vgg16", 3)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fertorch/fertorch/internal/testkernels"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/train"
 )
@@ -66,6 +67,7 @@ func TestMixRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains small runs")
 	}
+	testkernels.SkipOnNativeKernels(t, "trains several runs")
 	dir := t.TempDir()
 	layout := distLayout(t, filepath.Join(dir, "data"))
 	full := mixConfig(layout, filepath.Join(dir, "full"), 2)

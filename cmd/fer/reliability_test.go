@@ -12,6 +12,7 @@ import (
 
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/data/synth"
+	"github.com/fertorch/fertorch/internal/testkernels"
 	"github.com/fertorch/fertorch/torch/tensorfile"
 	"github.com/fertorch/fertorch/train"
 )
@@ -67,6 +68,7 @@ func TestResumeIsPinnedToItsData(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains two short epochs")
 	}
+	testkernels.SkipOnNativeKernels(t, "trains two runs")
 	fer := buildFer(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "synth")

@@ -14,6 +14,7 @@ import (
 	"github.com/fertorch/fertorch/checkpoint"
 	"github.com/fertorch/fertorch/data"
 	"github.com/fertorch/fertorch/data/synth"
+	"github.com/fertorch/fertorch/internal/testkernels"
 	"github.com/fertorch/fertorch/train"
 	"github.com/fertorch/fertorch/train/plot"
 )
@@ -86,6 +87,7 @@ func TestKilledRunResumesExactly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains three short runs")
 	}
+	testkernels.SkipOnNativeKernels(t, "trains three runs")
 	fer := buildFer(t)
 	dir := t.TempDir()
 	layout := prepareSmall(t, dir)
@@ -223,6 +225,7 @@ func TestDamagedCheckpointsAndUnreadableImages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a short run")
 	}
+	testkernels.SkipOnNativeKernels(t, "trains a run")
 	fer := buildFer(t)
 	dir := t.TempDir()
 	layout := prepareSmall(t, dir)

@@ -1,0 +1,29 @@
+// Package testkernels lets a test skip itself where training runs on
+// libtorch's slow native kernels because oneDNN is wrong on this CPU.
+package testkernels
+
+import (
+	"testing"
+
+	"github.com/fertorch/fertorch/torch"
+)
+
+// SkipOnNativeKernels skips a training-run test where this libtorch's
+// oneDNN computes wrong convolutions on this CPU (Debian 13's libtorch 2.6
+// on AVX-512 machines): fer's --onednn auto then keeps to libtorch's
+// native kernels, several times slower, and make test-libtorch2 would take
+// far longer than CI allows on 2 cores. Such a test checks fertorch's own
+// bookkeeping (checkpoints, phases, averages, resume) and runs wherever
+// oneDNN is right (make test's libtorch 1.13); the kernels are compared
+// with PyTorch's by the parity tests either way, and the multi-rank and
+// launcher tests run everywhere. takes says what the test costs there.
+func SkipOnNativeKernels(t testing.TB, takes string) {
+	t.Helper()
+	p, err := torch.ProbeOneDNN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Agrees() {
+		t.Skipf("oneDNN computes %s on this CPU, and this test %s on the native kernels", p.Disagreement(), takes)
+	}
+}
