@@ -171,8 +171,8 @@ func (m OneDNNMode) apply(dev Device, available bool, probe func() (OneDNNProbe,
 // withISACap is " with ONEDNN_MAX_CPU_ISA=..." when the environment caps
 // oneDNN's instruction sets, else "".
 func withISACap() string {
-	if cap := OneDNNISACap(); cap != "" {
-		return " with " + cap
+	if isaCap := OneDNNISACap(); isaCap != "" {
+		return " with " + isaCap
 	}
 	return ""
 }

@@ -53,8 +53,8 @@ func oneDNNLine() (string, error) {
 		return "", fmt.Errorf("checking oneDNN: %w", err)
 	}
 	name := "oneDNN"
-	if cap := torch.OneDNNISACap(); cap != "" {
-		name += " (" + cap + ")"
+	if isaCap := torch.OneDNNISACap(); isaCap != "" {
+		name += " (" + isaCap + ")"
 	}
 	if p.Agrees() {
 		return fmt.Sprintf("%s: agrees with the native kernels on this CPU (largest relative difference %.2g)", name, p.MaxRelDiff), nil

@@ -39,8 +39,8 @@ func TestVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := "oneDNN"
-	if cap := torch.OneDNNISACap(); cap != "" {
-		name += " (" + cap + ")"
+	if isaCap := torch.OneDNNISACap(); isaCap != "" {
+		name += " (" + isaCap + ")"
 	}
 	switch {
 	case !torch.OneDNNAvailable():
