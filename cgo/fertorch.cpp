@@ -304,7 +304,8 @@ namespace {
 // their names. Some oneDNN builds get exactly such small convolutions wrong
 // on some CPUs (Debian's oneDNN 3.6 under libtorch 2.6 on AVX-512 machines:
 // the forward pass with 24 input channels, the input gradient with 4 or 8
-// output channels).
+// output channels; capped to AVX2, stride-1 convolutions with 4 output
+// channels, NaN for 5x5 ones from 16 channels).
 struct OneDNNProbeCase {
   int64_t in, out, kernel, stride, groups;
   const char* name;
@@ -316,6 +317,7 @@ constexpr OneDNNProbeCase kOneDNNProbeCases[] = {
     {64, 64, 3, 1, 1, "3x3 convolution 64->64 channels"},
     {32, 32, 3, 1, 32, "3x3 depthwise convolution 32 channels"},
     {64, 32, 1, 1, 1, "1x1 convolution 64->32 channels"},
+    {16, 4, 5, 1, 1, "5x5 convolution 16->4 channels"},
 };
 
 // A deterministic pattern in [-scale, scale] with the given shape (no random
