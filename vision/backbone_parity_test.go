@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/fertorch/fertorch/internal/pyref"
+	"github.com/fertorch/fertorch/internal/testkernels"
 	"github.com/fertorch/fertorch/torch"
 	"github.com/fertorch/fertorch/vision"
 )
@@ -32,17 +32,6 @@ type backboneCase struct {
 	// heavy cases are skipped with -short.
 	heavy bool
 }
-
-// oneDNNWrongHere reports whether this libtorch's oneDNN disagrees with its
-// native kernels on this CPU (torch.ProbeOneDNN). The backbones are then
-// compared with oneDNN off on both sides, as fer's --onednn auto runs them:
-// comparing two wrong results would prove nothing. (Where it is wrong, its
-// convolution backward can also die with SIGFPE, as resnet50's did here
-// with Debian's libtorch 2.6, in PyTorch and fertorch alike.)
-var oneDNNWrongHere = sync.OnceValues(func() (bool, error) {
-	p, err := torch.ProbeOneDNN()
-	return !p.Agrees(), err
-})
 
 // Tolerances of the backbone tests: eval-mode logits and features (max
 // abs diff), gradients (max abs diff relative to the tensor's largest
@@ -87,10 +76,12 @@ func checkBackbone(t *testing.T, c backboneCase) {
 	if c.heavy && testing.Short() {
 		t.Skipf("skipping %s in -short mode", c.arch)
 	}
-	nativeOnly, err := oneDNNWrongHere()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Where oneDNN is wrong on this CPU, the backbones are compared with
+	// oneDNN off on both sides, as fer's --onednn auto runs them:
+	// comparing two wrong results would prove nothing. (There its
+	// convolution backward can also die with SIGFPE, as resnet50's did
+	// with Debian's libtorch 2.6, in PyTorch and fertorch alike.)
+	nativeOnly := testkernels.OneDNNWrong(t)
 	if nativeOnly {
 		t.Logf("oneDNN computes wrong convolutions on this CPU: both sides run with oneDNN off")
 		defer torch.SetOneDNN(torch.OneDNNEnabled())

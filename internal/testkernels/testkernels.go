@@ -1,5 +1,6 @@
-// Package testkernels lets a test skip itself where training runs on
-// libtorch's slow native kernels because oneDNN is wrong on this CPU.
+// Package testkernels tells tests whether this libtorch's oneDNN computes
+// wrong convolutions on this CPU, so that training runs on libtorch's
+// native kernels (fer's --onednn auto), and lets a test skip itself there.
 package testkernels
 
 import (
@@ -7,6 +8,26 @@ import (
 
 	"github.com/fertorch/fertorch/torch"
 )
+
+// OneDNNWrong reports whether this libtorch's oneDNN disagrees with its
+// native kernels on this CPU (torch.ProbeOneDNN, milliseconds), failing
+// the test when the check itself fails. Where it does, fer's --onednn auto
+// runs CPU work on the native kernels, and tests that compare with PyTorch
+// should too.
+func OneDNNWrong(t testing.TB) bool {
+	t.Helper()
+	return !probe(t).Agrees()
+}
+
+// probe runs torch.ProbeOneDNN, failing the test when it fails.
+func probe(t testing.TB) torch.OneDNNProbe {
+	t.Helper()
+	p, err := torch.ProbeOneDNN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // SkipOnNativeKernels skips a training-run test where this libtorch's
 // oneDNN computes wrong convolutions on this CPU (Debian 13's libtorch 2.6
@@ -19,11 +40,7 @@ import (
 // launcher tests run everywhere. takes says what the test costs there.
 func SkipOnNativeKernels(t testing.TB, takes string) {
 	t.Helper()
-	p, err := torch.ProbeOneDNN()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !p.Agrees() {
+	if p := probe(t); !p.Agrees() {
 		t.Skipf("oneDNN computes %s on this CPU, and this test %s on the native kernels", p.Disagreement(), takes)
 	}
 }
