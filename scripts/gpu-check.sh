@@ -215,7 +215,7 @@ if [ "$DRY" = 1 ]; then
   MODE=cpu-dry-run GC_DRY_REASON="--cpu-dry-run was given"
 elif ! command -v nvidia-smi >/dev/null 2>&1; then
   MODE=cpu-dry-run GC_DRY_REASON="nvidia-smi not found: no NVIDIA driver here"
-elif ! timeout 30 nvidia-smi -L 2>>"$LOG" | grep -q '^GPU '; then
+elif ! grep -q '^GPU ' <<<"$(timeout 30 nvidia-smi -L 2>>"$LOG" || true)"; then
   MODE=cpu-dry-run GC_DRY_REASON="nvidia-smi lists no GPU"
 fi
 export GC_MODE=$MODE GC_DRY_REASON

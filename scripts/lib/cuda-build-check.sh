@@ -103,7 +103,10 @@ say "$probe"
 grep -q 'fer_built_with_cuda=1 ' <<<"$probe" || fail "fer_built_with_cuda() is not 1"
 grep -q 'fer_dist_has_nccl=1 ' <<<"$probe" || fail "fer_dist_has_nccl() is not 1: the shim was built without ProcessGroupNCCL"
 # A group ends with ProcessGroupNCCL::shutdown() where libtorch has it (2.x).
-nm -D --undefined-only build/libfertorch.so | grep -q '_ZN4c10d16ProcessGroupNCCL8shutdownEv' ||
+# (nm's output is read whole: with pipefail, grep -q closing the pipe early
+# would fail the check by SIGPIPE although the symbol is there.)
+undefined=$(nm -D --undefined-only build/libfertorch.so)
+grep -q '_ZN4c10d16ProcessGroupNCCL8shutdownEv' <<<"$undefined" ||
 	fail "the shim does not call ProcessGroupNCCL::shutdown(): its groups would end by abort"
 grep -q 'fer_cuda_runtime_version=0 ' <<<"$probe" && fail "libtorch's CUDA hooks are not registered (libtorch_cuda not loaded)"
 
