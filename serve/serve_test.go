@@ -485,7 +485,7 @@ func TestRequestTimeout(t *testing.T) {
 	img := readFile(t, fixture.faces[0])
 	start := time.Now()
 	errorOf(t, "timed out", post(t, ts.URL+"/v1/predict", "image/png", img), 503, "timed out after 200ms waiting for the model (--timeout)")
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > 15*time.Second { // 200 ms, with room for a loaded machine
 		t.Errorf("the timeout took %v", d)
 	}
 	g.open()
@@ -584,10 +584,10 @@ func TestSlowClient(t *testing.T) {
 	}
 	defer c.Close()
 	io.WriteString(c, "POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	start := time.Now()
 	b, _ := io.ReadAll(c)
-	if d := time.Since(start); d > 3*time.Second {
+	if d := time.Since(start); d > 15*time.Second { // 200 ms, with room for a loaded machine
 		t.Errorf("the slow client was held %v", d)
 	}
 	if len(b) > 0 && !bytes.HasPrefix(b, []byte("HTTP/1.1 408")) {
