@@ -200,7 +200,11 @@ func (r *PrepareReport) Write(w io.Writer) error {
 	if r.Split != nil {
 		fmt.Fprintf(&b, "\n%s split (seed %d, valid %.0f%%, test %.0f%% of the rest):\n", r.Split.Config.Scheme, r.Split.Config.Seed,
 			100*r.Split.Config.ValidFraction, 100*r.Split.Config.TestFraction)
-		b.WriteString(FormatSplitTable(r.Split) + "\n")
+		b.WriteString(FormatSplitTable(r.Split))
+		for _, gap := range r.Split.Gaps() {
+			b.WriteString("  warning: " + gap + "\n")
+		}
+		b.WriteString("\n")
 	}
 	if r.Layout != nil {
 		for _, s := range r.Layout.Interrupted {

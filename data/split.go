@@ -321,6 +321,45 @@ func hashFile(p string) ([32]byte, error) {
 	return s, nil
 }
 
+// Gaps lists, one sentence each, the classes that a part holding images
+// lacks: a class with no training images cannot be learnt, and one with no
+// validation or test images is left out of that part's per-class and macro
+// figures (a by-subject split puts a class whose images come from a few
+// subjects into a few parts). Classes with no images at all are not listed.
+func (s *Split) Gaps() []string {
+	tr, va, te := s.Counts()
+	parts := []struct {
+		name   string
+		counts []int
+		effect string
+	}{
+		{"train", tr, "the model cannot learn it"},
+		{"valid", va, "validation metrics (and the best checkpoint by val_macro_f1) leave it out"},
+		{"test", te, "test metrics leave it out"},
+	}
+	var gaps []string
+	for _, p := range parts {
+		if sum(p.counts) == 0 {
+			continue
+		}
+		for c, name := range s.Classes {
+			total := tr[c] + va[c] + te[c]
+			if p.counts[c] == 0 && total > 0 {
+				gaps = append(gaps, fmt.Sprintf("no %s images of %s (%d in all): %s", p.name, name, total, p.effect))
+			}
+		}
+	}
+	return gaps
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+
 // FormatSplitTable renders the per-class counts of each part, with totals:
 //
 //	class       train  valid   test  total

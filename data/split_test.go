@@ -195,6 +195,23 @@ func TestSplitErrorsAndTable(t *testing.T) {
 	if got := FormatSplitTable(sp); got != want {
 		t.Fatalf("table\n%s\nwant\n%s", got, want)
 	}
+	// The empty test part is not a gap per class; anger's missing valid
+	// image is.
+	wantGaps := []string{"no valid images of anger (1 in all): validation metrics (and the best checkpoint by val_macro_f1) leave it out"}
+	if got := sp.Gaps(); !reflect.DeepEqual(got, wantGaps) {
+		t.Errorf("gaps %q\nwant %q", got, wantGaps)
+	}
+	// contempt has no images at all: not a gap.
+	sp = &Split{Classes: []string{"anger", "contempt", "fear", "happiness"},
+		Train: []Sample{{Label: 0}, {Label: 3}, {Label: 3}}, Valid: []Sample{{Label: 0}, {Label: 3}, {Label: 2}}, Test: []Sample{{Label: 3}}}
+	wantGaps = []string{
+		"no train images of fear (1 in all): the model cannot learn it",
+		"no test images of anger (2 in all): test metrics leave it out",
+		"no test images of fear (1 in all): test metrics leave it out",
+	}
+	if got := sp.Gaps(); !reflect.DeepEqual(got, wantGaps) {
+		t.Errorf("gaps %q\nwant %q", got, wantGaps)
+	}
 }
 
 func TestWriteLayoutAndOpenDir(t *testing.T) {
