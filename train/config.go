@@ -168,6 +168,11 @@ type TrainConfig struct {
 	// decay (e.g. 0.999), which validation and the saved weights use
 	// (0: off).
 	EMA float64 `yaml:"ema"`
+	// EMAWarmup ramps the average's decay up as min(EMA, (1+n)/(10+n))
+	// after n updates (TensorFlow's ExponentialMovingAverage with
+	// num_updates), so the average forgets the initial weights within the
+	// first epochs; false keeps the decay fixed (timm's ModelEmaV2).
+	EMAWarmup bool `yaml:"ema_warmup"`
 	// Mixup and CutMix are the Beta(a, a) concentrations of timm's Mixup
 	// in its 'batch' mode (0: off): a training batch is blended with, or
 	// has a box pasted from, the reversed global batch, and its loss is
@@ -203,7 +208,7 @@ func DefaultConfig() Config {
 			Accumulate: 1, OneCyclePctStart: 0.3, OneCycleDivFactor: 25, OneCycleFinalDivFactor: 1e4,
 			OneCycleMomentum: true, OneCycleMomentumRange: [2]float64{0.85, 0.95},
 			BestMetric: ValAccuracy, Seed: 42, Device: torch.DeviceAuto, Precision: FP32, OneDNN: torch.OneDNNAuto,
-			EpochCheckpoints: true, MixProb: 1, MixSwitchProb: 0.5,
+			EpochCheckpoints: true, EMAWarmup: true, MixProb: 1, MixSwitchProb: 0.5,
 		},
 		Output: "runs/vgg16",
 	}

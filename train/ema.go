@@ -12,25 +12,37 @@ import (
 // as timm's ModelEmaV2 does: after every optimizer step each floating-point
 // tensor of the state dict (parameters and batch-norm statistics) becomes
 // decay*average + (1-decay)*current, and the other tensors (batch counts)
-// are copied. Validation, the per-epoch and best weight files use the
-// average; last.safetensors keeps the live weights and the average (as
-// "ema."-prefixed tensors beside the optimizer's), so a run resumes
-// exactly.
+// are copied. With --ema-warmup (the default) the decay of the update after
+// n others is min(DECAY, (1+n)/(10+n)), as in TensorFlow's
+// ExponentialMovingAverage: without it, a decay of 0.999 still gives the
+// random or pretrained initial weights a third of the average after 1,100
+// steps, which for a short run is most of it. n counts the run's optimizer
+// steps, so it needs no state of its own. Validation, the per-epoch and
+// best weight files use the average; last.safetensors keeps the live
+// weights and the average (as "ema."-prefixed tensors beside the
+// optimizer's), so a run resumes exactly.
 
 // emaPrefix marks the average's tensors in a full checkpoint's optimizer
 // section.
 const emaPrefix = "ema."
 
+// emaDecay is the decay of the update that follows n earlier ones.
+func emaDecay(decay float64, warmup bool, n int) float64 {
+	if !warmup {
+		return decay
+	}
+	return min(decay, float64(1+n)/float64(10+n))
+}
+
 // weightAverage is the moving average of a list of state tensors.
 type weightAverage struct {
-	decay float64
 	names []string
 	avg   []*torch.Tensor
 }
 
 // newWeightAverage starts an average at the tensors' current values.
-func newWeightAverage(state []torch.NamedTensor, decay float64) (*weightAverage, error) {
-	w := &weightAverage{decay: decay}
+func newWeightAverage(state []torch.NamedTensor) (*weightAverage, error) {
+	w := &weightAverage{}
 	err := torch.NoGrad(func() error {
 		for _, s := range state {
 			c, err := s.Tensor.Clone()
@@ -61,8 +73,9 @@ func (w *weightAverage) check(state []torch.NamedTensor) error {
 	return nil
 }
 
-// update moves the average towards state.
-func (w *weightAverage) update(state []torch.NamedTensor) error {
+// update moves the average towards state: average = decay*average +
+// (1-decay)*state.
+func (w *weightAverage) update(state []torch.NamedTensor, decay float64) error {
 	if err := w.check(state); err != nil {
 		return err
 	}
@@ -75,10 +88,10 @@ func (w *weightAverage) update(state []torch.NamedTensor) error {
 				}
 				continue
 			}
-			if err := a.MulScalarInPlace(w.decay); err != nil {
+			if err := a.MulScalarInPlace(decay); err != nil {
 				return fmt.Errorf("ema: %s: %w", s.Name, err)
 			}
-			if err := a.AddInPlace(s.Tensor, 1-w.decay); err != nil {
+			if err := a.AddInPlace(s.Tensor, 1-decay); err != nil {
 				return fmt.Errorf("ema: %s: %w", s.Name, err)
 			}
 		}
@@ -174,16 +187,17 @@ func (r *run) startAverage() error {
 		return nil
 	}
 	var err error
-	r.ema, err = newWeightAverage(r.model.StateTensors(), r.cfg.Train.EMA)
+	r.ema, err = newWeightAverage(r.model.StateTensors())
 	return err
 }
 
-// updateAverage follows an optimizer step.
-func (r *run) updateAverage() error {
+// updateAverage follows an optimizer step that had done steps before it
+// in the run.
+func (r *run) updateAverage(done int) error {
 	if r.ema == nil {
 		return nil
 	}
-	return r.ema.update(r.model.StateTensors())
+	return r.ema.update(r.model.StateTensors(), emaDecay(r.cfg.Train.EMA, r.cfg.Train.EMAWarmup, done))
 }
 
 // restoreAverage takes the average out of a full checkpoint's optimizer
@@ -193,7 +207,7 @@ func (r *run) restoreAverage(entries []tensorfile.Entry) ([]tensorfile.Entry, er
 		return entries, nil
 	}
 	var err error
-	if r.ema, err = newWeightAverage(r.model.StateTensors(), r.cfg.Train.EMA); err != nil {
+	if r.ema, err = newWeightAverage(r.model.StateTensors()); err != nil {
 		return nil, err
 	}
 	return r.ema.load(entries)

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"math"
 	"reflect"
 	"testing"
 
@@ -24,7 +25,7 @@ func TestWeightAverage(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := []torch.NamedTensor{{Name: "w", Tensor: w}, {Name: "b", Tensor: b}, {Name: "n", Tensor: count}}
-	avg, err := newWeightAverage(state, 0.5)
+	avg, err := newWeightAverage(state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +47,11 @@ func TestWeightAverage(t *testing.T) {
 	if err := count.CopyFrom(mustInt64(t, 7)); err != nil {
 		t.Fatal(err)
 	}
-	if err := avg.update(state); err != nil {
+	if err := avg.update(state, 0.5); err != nil {
 		t.Fatal(err)
 	}
 	set(w, []float32{5, 6})
-	if err := avg.update(state); err != nil {
+	if err := avg.update(state, 0.5); err != nil {
 		t.Fatal(err)
 	}
 	// w: 0.5*(0.5*[1 2] + 0.5*[3 4]) + 0.5*[5 6]; b: 0.5*(0.5*0 + 0.5*8) + 0.5*8.
@@ -80,7 +81,7 @@ func TestWeightAverage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := newWeightAverage(state, 0.5)
+	back, err := newWeightAverage(state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestWeightAverage(t *testing.T) {
 	if err == nil || err.Error() != "ema: the checkpoint holds the average of 2 of the model's 3 tensors (was it saved without --ema?)" {
 		t.Errorf("a checkpoint without the whole average: %v", err)
 	}
-	if err := avg.update(state[:2]); err == nil || err.Error() != "ema: 2 tensors, the average has 3" {
+	if err := avg.update(state[:2], 0.5); err == nil || err.Error() != "ema: 2 tensors, the average has 3" {
 		t.Errorf("update with other tensors: %v", err)
 	}
 }
@@ -108,4 +109,28 @@ func mustInt64(t *testing.T, v int64) *torch.Tensor {
 		t.Fatal(err)
 	}
 	return x
+}
+
+// TestEMADecay: with warm-up the decay is TensorFlow's
+// min(decay, (1+n)/(10+n)) after n updates, and the fixed decay without.
+func TestEMADecay(t *testing.T) {
+	for _, c := range []struct {
+		decay  float64
+		warmup bool
+		n      int
+		want   float64
+	}{
+		{0.999, true, 0, 0.1},
+		{0.999, true, 90, 0.91},
+		{0.999, true, 8990, 0.999},
+		{0.999, true, 100000, 0.999},
+		{0.8, true, 26, 0.75},
+		{0.8, true, 35, 0.8},
+		{0.999, false, 0, 0.999},
+		{0.999, false, 5000, 0.999},
+	} {
+		if got := emaDecay(c.decay, c.warmup, c.n); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("emaDecay(%g, %v, %d) = %g, want %g", c.decay, c.warmup, c.n, got, c.want)
+		}
+	}
 }

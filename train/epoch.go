@@ -133,7 +133,7 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) error {
 		}
 		scope.Close()
 		if err == nil {
-			err = r.updateAverage()
+			err = r.updateAverage(epoch*steps + r.state.Step)
 		}
 		if err != nil {
 			return fmt.Errorf("epoch %d step %d: %w", epoch+1, r.state.Step+1, err)

@@ -80,6 +80,7 @@ func RegisterFlags(fs *pflag.FlagSet, c *Config) {
 	fs.Var(&t.OneDNN, "onednn", torch.OneDNNFlagUsage)
 	fs.IntVar(&t.FineTune, "fine-tune", t.FineTune, "train the head alone for this many epochs, then the trainable base layers too at --base-lr (fastai's fine_tune; one-cycle runs one cycle per phase)")
 	fs.Float64Var(&t.EMA, "ema", t.EMA, "exponential moving average of the weights with this decay (e.g. 0.999), used by validation and the saved weights (0: off)")
+	fs.BoolVar(&t.EMAWarmup, "ema-warmup", t.EMAWarmup, "with --ema: ramp the decay up as min(DECAY, (1+n)/(10+n)) after n steps, as TensorFlow's ExponentialMovingAverage does, so the average soon forgets the initial weights (false: the fixed decay, as timm's ModelEmaV2)")
 	fs.Float64Var(&t.Mixup, "mixup", t.Mixup, "Mixup (timm's, per batch): blend each training batch with the reversed global batch, weight lambda ~ Beta(A, A), the loss weighted the same between the two labels; A e.g. 0.2-0.8 (0: off); training accuracy counts the label of the larger weight")
 	fs.Float64Var(&t.CutMix, "cutmix", t.CutMix, "CutMix (timm's, per batch): paste a box of the reversed global batch's images, of area 1-lambda with lambda ~ Beta(A, A), into each training batch, the loss weighted by the areas; A e.g. 1 (0: off)")
 	fs.Float64Var(&t.MixProb, "mix-prob", t.MixProb, "probability that a training batch is mixed by --mixup or --cutmix")

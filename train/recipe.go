@@ -66,7 +66,11 @@ func (t TrainConfig) Recipe() string {
 		parts = append(parts, mix)
 	}
 	if t.EMA > 0 {
-		parts = append(parts, fmt.Sprintf("weights averaged (EMA %g)", t.EMA))
+		warm := ""
+		if t.EMAWarmup {
+			warm = " with warm-up"
+		}
+		parts = append(parts, fmt.Sprintf("weights averaged (EMA %g%s)", t.EMA, warm))
 	}
 	best := "best by " + string(t.BestMetric)
 	if t.EarlyStopping > 0 {

@@ -22,7 +22,7 @@ func TestRecipe(t *testing.T) {
 	want := "20 epochs of batch 256 in 4 micro-batches, sgd lr 0.1 (base 0.01) momentum 0.9 nesterov weight decay 0.0005, " +
 		"cosine schedule after 2 warm-up epochs, head alone for 3 epochs, loss class-weighted (cap 10), label smoothing 0.1, " +
 		"rare classes oversampled (cap 10), mixup 0.2 or cutmix 1 (cutmix with probability 0.3) on 0.8 of the batches, " +
-		"weights averaged (EMA 0.999), best by val_macro_f1, early stopping after 5 epochs"
+		"weights averaged (EMA 0.999 with warm-up), best by val_macro_f1, early stopping after 5 epochs"
 	if got := all.Recipe(); got != want {
 		t.Errorf("everything on:\n got %q\nwant %q", got, want)
 	}
@@ -34,6 +34,7 @@ func TestRecipe(t *testing.T) {
 		{func(c *TrainConfig) { c.Schedule, c.PlateauFactor, c.PlateauPatience = SchedulePlateau, 0.1, 2 }, "plateau schedule (x0.1 after 2 epochs)"},
 		{func(c *TrainConfig) { c.Schedule = ScheduleOneCycle }, "one-cycle schedule"},
 		{func(c *TrainConfig) { c.CutMix = 1 }, "cutmix 1, best by"},
+		{func(c *TrainConfig) { c.EMA, c.EMAWarmup = 0.99, false }, "weights averaged (EMA 0.99), best by"},
 		{func(c *TrainConfig) { c.ClassWeights = false }, "no schedule, best by"},
 	} {
 		c2 := def
