@@ -120,8 +120,10 @@ fmt:
 PURE_DIRS := data checkpoint launch torch/tensorfile train/metrics train/plot internal/atomicfile internal/choice
 PURE_PKGS = $(foreach d,$(PURE_DIRS),$(if $(wildcard $(d)/*.go),./$(d)/...))
 
+# internal/testlog runs go test and prints its usual output, then the
+# slowest tests.
 test: deps $(SHIM) vet
-	$(GO) test -count=1 -timeout 30m ./...
+	GO=$(GO) $(GO) run ./internal/testlog -count=1 -timeout 30m ./...
 	$(if $(strip $(PURE_PKGS)),$(GO) test -count=1 -race $(PURE_PKGS))
 	$(MAKE) fuzz
 

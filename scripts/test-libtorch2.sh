@@ -11,6 +11,7 @@
 # machine's Go toolchain and module cache:
 #
 #     make shim && go vet ./... && go test -count=1 -timeout 45m $FERTORCH_LIBTORCH2_TESTFLAGS $FERTORCH_LIBTORCH2_PACKAGES
+#     (through internal/testlog, which adds a list of the slowest tests)
 #
 # FERTORCH_LIBTORCH2_PACKAGES defaults to ./... (every package). The
 # timeout is longer than make test's: where oneDNN computes wrong results
@@ -75,6 +76,6 @@ droot_run "$root" '
 	/usr/bin/python3 -c "import torch, torchvision, scipy; print(\"torch\", torch.__version__, \"torchvision\", torchvision.__version__, \"scipy\", scipy.__version__)"
 	make shim
 	go vet ./...
-	go test -count=1 -timeout 45m $TESTFLAGS $TESTPACKAGES
+	go run ./internal/testlog -count=1 -timeout 45m $TESTFLAGS $TESTPACKAGES
 '
 droot_say "the shim builds and the tests pass against libtorch 2.x"
