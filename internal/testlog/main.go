@@ -171,7 +171,8 @@ func (l *testLog) packageEvent(e event) {
 		sort.Slice(unfinished, func(i, j int) bool { return unfinished[i].test < unfinished[j].test })
 		for _, k := range unfinished {
 			if e.Action == "fail" {
-				fmt.Fprintf(l.w, "%s (did not end)\n", strings.TrimSuffix(l.running[k].String(), "\n"))
+				io.WriteString(l.w, l.running[k].String())
+				fmt.Fprintf(l.w, "--- FAIL: %s (did not end: stopped with its package)\n", k.test)
 			}
 			delete(l.running, k)
 		}

@@ -92,7 +92,7 @@ func TestLogOfRealEvents(t *testing.T) {
 		regexp.MustCompile(`(?m)^=== RUN   TestBroken/sub\n +bad_test.go:9: sub went wrong\n--- FAIL: TestBroken/sub \(`),
 		regexp.MustCompile(`(?m)^--- FAIL: TestBroken \(`),
 		regexp.MustCompile(`(?m)^panic: test timed out after 3s$`),
-		regexp.MustCompile(`(?m)bad_test.go:15: before the hang\n(.|\n)*\(did not end\)\nFAIL\tfixture/bad\t[0-9.]+s\n`),
+		regexp.MustCompile(`(?m)bad_test.go:15: before the hang\n(.|\n)*\n--- FAIL: TestHangs \(did not end: stopped with its package\)\nFAIL\tfixture/bad\t[0-9.]+s\n`),
 		regexp.MustCompile(`undefined: testing`),
 		regexp.MustCompile(`(?m)^FAIL\tfixture/nobuild \[setup failed\]$|^FAIL\tfixture/nobuild \[build failed\]$`),
 		regexp.MustCompile(`(?m)^slowest [0-9]+ of [0-9]+ tests:\n +[0-9.]+[a-z]+  fixture/`),
