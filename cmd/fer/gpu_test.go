@@ -143,7 +143,10 @@ func TestGPUCheckDryRun(t *testing.T) {
 		t.Skip("skipping the gpu-check dry run in -short mode")
 	}
 	fer := buildFer(t)
-	args := []string{"--cpu-dry-run", "--skip-build", "--fer", fer, "--steps", "1", "--warmup", "0", "--budget", "280"}
+	// The budget is a ceiling, not a target: on 2 busy cores under
+	// libtorch 2.6 (its slow native kernels here) the dry run took 4m22s,
+	// and a budget of 280 s left its last step 18 s.
+	args := []string{"--cpu-dry-run", "--skip-build", "--fer", fer, "--steps", "1", "--warmup", "0", "--budget", "900"}
 	py, pyErr := pyref.Find("torch", "torchvision")
 	if pyErr == nil {
 		args = append(args, "--python", py)
