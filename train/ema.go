@@ -15,9 +15,9 @@ import (
 // are copied. With --ema-warmup (the default) the decay of the update after
 // n others is min(DECAY, (1+n)/(10+n)), as in TensorFlow's
 // ExponentialMovingAverage: without it, a decay of 0.999 still gives the
-// random or pretrained initial weights a third of the average after 1,100
-// steps, which for a short run is most of it. n counts the run's optimizer
-// steps, so it needs no state of its own. Validation, the per-epoch and
+// initial (random or pretrained) weights a third of the average after 1,100
+// steps, and a fifth at the end of 10 epochs of 150 steps. n counts the
+// run's optimizer steps, so it needs no state of its own. Validation, the per-epoch and
 // best weight files use the average; last.safetensors keeps the live
 // weights and the average (as "ema."-prefixed tensors beside the
 // optimizer's), so a run resumes exactly.
