@@ -329,17 +329,18 @@ func hashFile(p string) ([32]byte, error) {
 func (s *Split) Gaps() []string {
 	tr, va, te := s.Counts()
 	parts := []struct {
-		name   string
-		counts []int
-		effect string
+		name    string
+		samples []Sample
+		counts  []int
+		effect  string
 	}{
-		{"train", tr, "the model cannot learn it"},
-		{"valid", va, "validation metrics (and the best checkpoint by val_macro_f1) leave it out"},
-		{"test", te, "test metrics leave it out"},
+		{"train", s.Train, tr, "the model cannot learn it"},
+		{"valid", s.Valid, va, "validation metrics (and the best checkpoint by val_macro_f1) leave it out"},
+		{"test", s.Test, te, "test metrics leave it out"},
 	}
 	var gaps []string
 	for _, p := range parts {
-		if sum(p.counts) == 0 {
+		if len(p.samples) == 0 {
 			continue
 		}
 		for c, name := range s.Classes {
@@ -350,14 +351,6 @@ func (s *Split) Gaps() []string {
 		}
 	}
 	return gaps
-}
-
-func sum(xs []int) int {
-	n := 0
-	for _, x := range xs {
-		n += x
-	}
-	return n
 }
 
 // FormatSplitTable renders the per-class counts of each part, with totals:
