@@ -21,15 +21,14 @@ import (
 	"time"
 )
 
-// event is one line of go test -json (cmd/test2json's TestEvent, with the
-// build events of go test's own build).
+// event is one line of go test -json (cmd/test2json's TestEvent, and the
+// build-output events of go test's own build), the fields testlog reads.
 type event struct {
-	Action     string
-	Package    string
-	Test       string
-	Elapsed    float64
-	Output     string
-	ImportPath string
+	Action  string
+	Package string
+	Test    string
+	Elapsed float64
+	Output  string
 }
 
 // slowest is how many tests the closing list names.
